@@ -1,0 +1,600 @@
+//! The node key: one ed25519 key per node, stored as a PKCS#8 PEM file.
+//!
+//! The same key authenticates libp2p transport (its PeerId is derived from
+//! it), signs change batches and roots capability tokens, so the file that
+//! holds it is guarded: created exclusively with mode 0600, refused on load
+//! if group or others may read it.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use libp2p_identity::PeerId;
+use rand::Rng;
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
+use zeroize::Zeroizing;
+
+use crate::error::{KeyError, clip};
+use crate::sign::Signature;
+
+/// Key files larger than this are not key files; we refuse to read them whole.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Fills an array from the operating system's CSPRNG.
+///
+/// Panics only if the OS refuses randomness (no `getrandom`, no
+/// `/dev/urandom`): then no key this process could make would be safe either.
+pub(crate) fn os_random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    UnwrapErr(SysRng).fill_bytes(&mut out);
+    out
+}
+
+/// An ed25519 public key: the identity of a node or a collaborator.
+///
+/// Its text form is the libp2p PeerId (`12D3KooW…`), so the string a user
+/// copies from `labmesh id` is the same one libp2p prints. Construction
+/// rejects points that are not on the curve and small-order ("weak") keys,
+/// for which a signature can be valid for many messages.
+#[derive(Clone, Copy)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// Parses 32 bytes of a compressed ed25519 point.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPublicKey {
+            reason: "the bytes are not a point on the ed25519 curve",
+        })?;
+        if key.is_weak() {
+            return Err(KeyError::InvalidPublicKey {
+                reason: "it is a small-order (weak) point",
+            });
+        }
+        Ok(PublicKey(key))
+    }
+
+    /// The 32 key bytes (the form used inside tokens).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    /// The compact form carried in errors.
+    pub fn id(&self) -> KeyId {
+        KeyId::from(*self)
+    }
+
+    /// The underlying `ed25519-dalek` key.
+    pub fn as_verifying_key(&self) -> &VerifyingKey {
+        &self.0
+    }
+
+    /// The libp2p PeerId of this key (identity multihash of the protobuf key).
+    pub fn to_peer_id(&self) -> PeerId {
+        self.to_libp2p().to_peer_id()
+    }
+
+    /// The libp2p form of this key.
+    pub fn to_libp2p(&self) -> libp2p_identity::PublicKey {
+        // Infallible in practice: the bytes come from a valid `VerifyingKey`,
+        // which is exactly what `try_from_bytes` checks for.
+        let key = libp2p_identity::ed25519::PublicKey::try_from_bytes(self.as_bytes())
+            .expect("a valid ed25519-dalek key is a valid libp2p ed25519 key");
+        libp2p_identity::PublicKey::from(key)
+    }
+
+    /// Recovers the key inlined in an ed25519 PeerId.
+    ///
+    /// Fails for hashed PeerIds (RSA and other long keys: the key is not in
+    /// the id), for non-ed25519 keys, and for non-canonical encodings (whose
+    /// PeerId would not round-trip).
+    pub fn from_peer_id(peer_id: &PeerId) -> Result<PublicKey, KeyError> {
+        let not_ed25519 = |reason| KeyError::NotEd25519PeerId {
+            peer_id: peer_id.to_base58(),
+            reason,
+        };
+        let bytes = peer_id.to_bytes();
+        // Multihash: varint code (0x00 = identity), varint length, digest.
+        let digest = match bytes.as_slice() {
+            [0x00, len, digest @ ..] if usize::from(*len) == digest.len() => digest,
+            [0x00, ..] => return Err(not_ed25519("malformed identity multihash")),
+            _ => return Err(not_ed25519("it is a hash of a key, not an inlined key")),
+        };
+        let key = libp2p_identity::PublicKey::try_decode_protobuf(digest)
+            .map_err(|_| not_ed25519("the inlined bytes are not a libp2p public key"))?
+            .try_into_ed25519()
+            .map_err(|_| not_ed25519("the inlined key is not ed25519"))?;
+        let key = PublicKey::from_bytes(&key.to_bytes())?;
+        if key.to_peer_id() != *peer_id {
+            return Err(not_ed25519("the key encoding is not canonical"));
+        }
+        Ok(key)
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl Hash for PublicKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for PublicKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PublicKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_peer_id().to_base58())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyError;
+
+    /// Parses the PeerId text form, e.g. `12D3KooW…`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let peer_id = PeerId::from_str(s.trim()).map_err(|e| KeyError::InvalidPeerId {
+            input: clip(s),
+            reason: e.to_string(),
+        })?;
+        PublicKey::from_peer_id(&peer_id)
+    }
+}
+
+impl From<PublicKey> for PeerId {
+    fn from(key: PublicKey) -> PeerId {
+        key.to_peer_id()
+    }
+}
+
+/// A public key's 32 bytes, printed as its PeerId.
+///
+/// Errors carry this rather than a [`PublicKey`], which holds the
+/// decompressed curve point too (192 bytes) and would bloat every `Result`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId([u8; 32]);
+
+impl KeyId {
+    /// The key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The full key, if the bytes are one (always so for ids taken from a
+    /// [`PublicKey`]).
+    pub fn to_public_key(&self) -> Result<PublicKey, KeyError> {
+        PublicKey::from_bytes(&self.0)
+    }
+}
+
+impl From<PublicKey> for KeyId {
+    fn from(key: PublicKey) -> KeyId {
+        KeyId(*key.as_bytes())
+    }
+}
+
+impl PartialEq<PublicKey> for KeyId {
+    fn eq(&self, other: &PublicKey) -> bool {
+        &self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_public_key() {
+            Ok(key) => key.fmt(f),
+            // Not a valid key: show the raw bytes rather than nothing.
+            Err(_) => self.0.iter().try_for_each(|b| write!(f, "{b:02x}")),
+        }
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// A node's secret ed25519 key.
+///
+/// The secret is zeroized on drop (ed25519-dalek's `zeroize` feature) and
+/// never printed: `Debug` shows only the PeerId.
+pub struct NodeKey {
+    signing: SigningKey,
+    public: PublicKey,
+}
+
+impl NodeKey {
+    /// A fresh key from the operating system's random number generator.
+    pub fn generate() -> NodeKey {
+        let seed = Zeroizing::new(os_random::<32>());
+        NodeKey::from_secret_bytes(&seed)
+    }
+
+    /// The key whose 32-byte secret seed is `secret` (RFC 8032 private key).
+    ///
+    /// Meant for tests and key import; `generate` is how keys are made.
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> NodeKey {
+        let signing = SigningKey::from_bytes(secret);
+        // Keys derived from a secret are never small-order: the secret
+        // scalar is clamped to a multiple of 8 of the base point.
+        let public = PublicKey(signing.verifying_key());
+        NodeKey { signing, public }
+    }
+
+    /// Generates a key and writes it to a new file at `path`.
+    ///
+    /// The file is created exclusively (`O_EXCL`: an existing file or
+    /// symlink is never replaced) with mode 0600 on unix, holds PKCS#8 PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, readable by `openssl pkey`), and is
+    /// fsynced, as is its directory, before this returns.
+    pub fn create_file(path: impl AsRef<Path>) -> Result<NodeKey, KeyError> {
+        let path = path.as_ref();
+        let key = NodeKey::generate();
+        let pem = key
+            .signing
+            .to_pkcs8_pem(spki::der::pem::LineEnding::LF)
+            .map_err(|e| KeyError::Malformed {
+                path: path.to_owned(),
+                reason: format!("could not encode the key: {e}"),
+            })?;
+        let mut file = create_exclusive(path)?;
+        let written = file
+            .write_all(pem.as_bytes())
+            .map_err(io_err("write", path))
+            .and_then(|()| file.sync_all().map_err(io_err("sync", path)))
+            .and_then(|()| sync_parent_dir(path));
+        if let Err(e) = written {
+            // Leave no half-written identity behind, so a retry can succeed.
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(key)
+    }
+
+    /// Loads a key written by [`NodeKey::create_file`] (or `openssl genpkey
+    /// -algorithm ed25519`).
+    ///
+    /// On unix, refuses a file that group or others may access: a readable
+    /// node key lets anyone impersonate the node and use every token it holds.
+    pub fn load_file(path: impl AsRef<Path>) -> Result<NodeKey, KeyError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => KeyError::NotFound {
+                path: path.to_owned(),
+            },
+            _ => io_err("open", path)(e),
+        })?;
+        // Check the opened file, not the path, so nothing can swap it in between.
+        let meta = file.metadata().map_err(io_err("stat", path))?;
+        if !meta.is_file() {
+            return Err(KeyError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::InsecurePermissions {
+                    path: path.to_owned(),
+                    mode,
+                });
+            }
+        }
+        let not_pem = |reason: String| KeyError::NotPem {
+            path: path.to_owned(),
+            reason,
+        };
+        if meta.len() > MAX_KEY_FILE_BYTES {
+            return Err(not_pem(format!(
+                "the file is {} bytes, far too large",
+                meta.len()
+            )));
+        }
+        let mut raw = Zeroizing::new(Vec::new());
+        file.take(MAX_KEY_FILE_BYTES)
+            .read_to_end(&mut raw)
+            .map_err(io_err("read", path))?;
+        let text = std::str::from_utf8(&raw).map_err(|_| not_pem("it is not text".into()))?;
+        let signing = SigningKey::from_pkcs8_pem(text).map_err(|e| pkcs8_error(path, e))?;
+        let public = PublicKey(signing.verifying_key());
+        Ok(NodeKey { signing, public })
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// The libp2p PeerId of this node.
+    pub fn peer_id(&self) -> PeerId {
+        self.public.to_peer_id()
+    }
+
+    /// The same key as a libp2p keypair, for building the swarm; the swarm's
+    /// local PeerId then equals [`NodeKey::peer_id`].
+    pub fn to_libp2p_keypair(&self) -> libp2p_identity::Keypair {
+        // `ed25519_from_bytes` zeroizes its input; the copy is zeroized on
+        // drop either way. It fails only for a length other than 32.
+        let mut secret = Zeroizing::new(self.signing.to_bytes());
+        libp2p_identity::Keypair::ed25519_from_bytes(&mut secret[..])
+            .expect("a 32-byte seed is always a valid libp2p ed25519 secret key")
+    }
+
+    /// Raw ed25519 signature over `message`, without domain separation.
+    ///
+    /// Prefer [`crate::sign::sign_batch`] and [`crate::token::Token`], which
+    /// prefix their own domain strings; never use this on attacker-chosen
+    /// bytes that could start with a labmesh domain prefix (`labmesh/`).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature::from_dalek(self.signing.sign(message))
+    }
+
+    /// Signs the concatenation of `parts` without copying them.
+    pub(crate) fn sign_parts(&self, parts: &[&[u8]]) -> Signature {
+        use ed25519_dalek::ed25519::signature::MultipartSigner;
+        Signature::from_dalek(self.signing.multipart_sign(parts))
+    }
+}
+
+impl fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeKey")
+            .field("peer_id", &self.peer_id().to_base58())
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> KeyError {
+    let path: PathBuf = path.to_owned();
+    move |source| KeyError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn create_exclusive(path: &Path) -> Result<File, KeyError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => KeyError::AlreadyExists {
+            path: path.to_owned(),
+        },
+        _ => io_err("create", path)(e),
+    })
+}
+
+/// Makes the new directory entry durable, not just the file's bytes.
+fn sync_parent_dir(path: &Path) -> Result<(), KeyError> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_err("sync the directory of", path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn pkcs8_error(path: &Path, e: ed25519_dalek::pkcs8::Error) -> KeyError {
+    use ed25519_dalek::pkcs8::Error;
+    match e {
+        Error::PublicKey(spki::Error::OidUnknown { oid }) => KeyError::WrongKeyType {
+            path: path.to_owned(),
+            oid: oid.to_string(),
+        },
+        Error::KeyMalformed(_) | Error::ParametersMalformed => KeyError::Malformed {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+        other => KeyError::NotPem {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let created = NodeKey::create_file(&path).unwrap();
+        let loaded = NodeKey::load_file(&path).unwrap();
+        assert_eq!(created.public_key(), loaded.public_key());
+        assert_eq!(created.peer_id(), loaded.peer_id());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        // Same key: a signature by one verifies under the other's public key.
+        let sig = loaded.sign(b"hello");
+        created
+            .public_key()
+            .as_verifying_key()
+            .verify_strict(b"hello", sig.as_dalek())
+            .unwrap();
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let first = NodeKey::create_file(&path).unwrap();
+        let err = NodeKey::create_file(&path).unwrap_err();
+        assert!(matches!(err, KeyError::AlreadyExists { .. }), "{err}");
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+        // The original identity is untouched.
+        assert_eq!(
+            NodeKey::load_file(&path).unwrap().peer_id(),
+            first.peer_id()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn world_readable_key_file_is_refused_with_chmod_hint() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        NodeKey::create_file(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = NodeKey::load_file(&path).unwrap_err();
+        assert!(
+            matches!(err, KeyError::InsecurePermissions { mode: 0o644, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("0644"), "{msg}");
+        assert!(
+            msg.contains(&format!("chmod 600 {}", path.display())),
+            "{msg}"
+        );
+        // Following the hint fixes it.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        NodeKey::load_file(&path).unwrap();
+    }
+
+    #[test]
+    fn load_errors_are_specific() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.key");
+        let err = NodeKey::load_file(&missing).unwrap_err();
+        assert!(matches!(err, KeyError::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("missing.key"), "{err}");
+
+        let write_private = |name: &str, contents: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, contents).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            p
+        };
+        let garbage = write_private("garbage.key", "this is not a key\n");
+        let err = NodeKey::load_file(&garbage).unwrap_err();
+        assert!(matches!(err, KeyError::NotPem { .. }), "{err}");
+        assert!(err.to_string().contains("BEGIN PRIVATE KEY"), "{err}");
+
+        // A P-256 PKCS#8 key (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
+        let p256 = write_private(
+            "p256.key",
+            "-----BEGIN PRIVATE KEY-----\n\
+             MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRl2fnC8tGxqCJZBR\n\
+             WIe4Bg65gUVgQmX7TSul+KuYqDGhRANCAAQ4TxY9rYjzunO5//VNn/oBSCS0bNUK\n\
+             e+ZNgXsHlLtuSDntXozRL/0/2orUv25Lm4A7+SplZ4iNIPreOjIi9Ctm\n\
+             -----END PRIVATE KEY-----\n",
+        );
+        let err = NodeKey::load_file(&p256).unwrap_err();
+        assert!(matches!(err, KeyError::WrongKeyType { .. }), "{err:?}");
+        assert!(err.to_string().contains("1.2.840.10045.2.1"), "{err}");
+
+        // An ed25519 key from `openssl genpkey -algorithm ed25519` loads.
+        let openssl = write_private(
+            "openssl.key",
+            "-----BEGIN PRIVATE KEY-----\n\
+             MC4CAQAwBQYDK2VwBCIEICj2yPj3O8xX0rywqH+VJ2s61YPeDUAhgTPXHaby7r30\n\
+             -----END PRIVATE KEY-----\n",
+        );
+        NodeKey::load_file(&openssl).unwrap();
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = NodeKey::from_secret_bytes(&[7u8; 32]);
+        let shown = format!("{key:?}");
+        assert!(shown.contains(&key.peer_id().to_base58()), "{shown}");
+        assert!(!shown.contains("0707"), "{shown}");
+        assert!(!shown.contains("[7, 7"), "{shown}");
+    }
+
+    #[test]
+    fn peer_id_matches_libp2p_keypair() {
+        let key = NodeKey::generate();
+        let keypair = key.to_libp2p_keypair();
+        assert_eq!(key.peer_id(), keypair.public().to_peer_id());
+        assert_eq!(key.peer_id(), PeerId::from(key.public_key()));
+        assert!(key.peer_id().to_base58().starts_with("12D3KooW"));
+        // libp2p signs with the very same key.
+        let sig = keypair.sign(b"transport").unwrap();
+        let sig = Signature::from_slice(&sig).unwrap();
+        assert_eq!(sig, key.sign(b"transport"));
+    }
+
+    #[test]
+    fn public_key_peer_id_string_round_trip() {
+        let key = NodeKey::generate().public_key();
+        let text = key.to_string();
+        assert!(text.starts_with("12D3KooW"), "{text}");
+        assert_eq!(text, key.to_peer_id().to_base58());
+        let back: PublicKey = text.parse().unwrap();
+        assert_eq!(back, key);
+        assert_eq!(PublicKey::from_peer_id(&key.to_peer_id()).unwrap(), key);
+        assert_eq!(PublicKey::from_bytes(key.as_bytes()).unwrap(), key);
+    }
+
+    #[test]
+    fn public_key_rejects_bad_inputs() {
+        let err = "not-a-peer-id".parse::<PublicKey>().unwrap_err();
+        assert!(matches!(err, KeyError::InvalidPeerId { .. }), "{err}");
+        // A hashed (sha256) PeerId, as RSA keys have: the key is not inside.
+        let hashed = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N";
+        let err = hashed.parse::<PublicKey>().unwrap_err();
+        assert!(matches!(err, KeyError::NotEd25519PeerId { .. }), "{err}");
+        // The identity point (small order) is refused.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let err = PublicKey::from_bytes(&identity).unwrap_err();
+        assert!(err.to_string().contains("weak"), "{err}");
+    }
+}

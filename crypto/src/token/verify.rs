@@ -1,0 +1,324 @@
+//! Token verification: the rules that make a chain of blocks a grant.
+//!
+//! Checks run in a fixed order (limits, root, signatures, chain links,
+//! narrowing, time, revocation, holder) so the first error reported is the
+//! most fundamental one; each has its own [`TokenError`] variant.
+
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+
+use super::encoding::{self, BlockId};
+use super::scope::{NoMembership, Scope, ScopeResolver, Uid};
+use super::{CLOCK_SKEW_SECS, MAX_BLOCKS, MAX_TOKEN_BYTES, NO_EXPIRY, Role, Token};
+use crate::error::{TokenError, Widened};
+use crate::key::PublicKey;
+
+/// The set of revoked block ids, as synced from the mesh. Revoking a block
+/// revokes every token delegated from it.
+pub trait RevocationSet {
+    /// Whether `id` has been revoked.
+    fn is_revoked(&self, id: &BlockId) -> bool;
+}
+
+impl<S: BuildHasher> RevocationSet for HashSet<BlockId, S> {
+    fn is_revoked(&self, id: &BlockId) -> bool {
+        self.contains(id)
+    }
+}
+
+/// An empty revocation set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoRevocations;
+
+impl RevocationSet for NoRevocations {
+    fn is_revoked(&self, _: &BlockId) -> bool {
+        false
+    }
+}
+
+/// What verification needs to know about the verifying node and connection.
+#[derive(Clone, Copy)]
+pub struct VerifyContext<'a> {
+    /// Keys whose root blocks this node accepts (its own node key).
+    pub trusted_roots: &'a [PublicKey],
+    /// The current time, unix seconds.
+    pub now: i64,
+    /// The key the presenting peer authenticated with (from the libp2p
+    /// connection): a token is useless to anyone but its holder.
+    pub presenter: PublicKey,
+    /// Revoked block ids.
+    pub revocations: &'a dyn RevocationSet,
+    /// Collection membership, from the node's database.
+    pub resolver: &'a dyn ScopeResolver,
+}
+
+impl<'a> VerifyContext<'a> {
+    /// A context with no revocations and no collection memberships.
+    pub fn new(trusted_roots: &'a [PublicKey], now: i64, presenter: PublicKey) -> Self {
+        VerifyContext {
+            trusted_roots,
+            now,
+            presenter,
+            revocations: &NoRevocations,
+            resolver: &NoMembership,
+        }
+    }
+
+    /// Replaces the revocation set.
+    pub fn with_revocations(mut self, revocations: &'a dyn RevocationSet) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// Replaces the scope resolver.
+    pub fn with_resolver(mut self, resolver: &'a dyn ScopeResolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+}
+
+/// The outcome of a successful verification: what the token grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    token_id: BlockId,
+    root: PublicKey,
+    holder: PublicKey,
+    role: Role,
+    scope: Scope,
+    /// Per block (not_before, expires), to re-check time without the token.
+    windows: Vec<(i64, i64)>,
+    block_ids: Vec<BlockId>,
+    /// (block, collection, artifact): narrowings the chain relies on;
+    /// membership can change, so re-checks ask the resolver again.
+    memberships: Vec<(usize, Uid, Uid)>,
+}
+
+impl Verified {
+    /// The token id (last block's id).
+    pub fn token_id(&self) -> BlockId {
+        self.token_id
+    }
+
+    /// The root issuer.
+    pub fn root(&self) -> PublicKey {
+        self.root
+    }
+
+    /// The holder (= the presenter).
+    pub fn holder(&self) -> PublicKey {
+        self.holder
+    }
+
+    /// The effective role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The effective scope.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The effective start (unix seconds).
+    pub fn not_before(&self) -> i64 {
+        self.windows.last().map_or(i64::MIN, |w| w.0)
+    }
+
+    /// The effective expiry (unix seconds; [`NO_EXPIRY`] for none).
+    pub fn expires(&self) -> i64 {
+        self.windows.last().map_or(NO_EXPIRY, |w| w.1)
+    }
+
+    /// The ids of every block, root first; any of them in the revocation
+    /// set voids the token.
+    pub fn block_ids(&self) -> &[BlockId] {
+        &self.block_ids
+    }
+
+    /// Whether the token allows `op` on `resource`.
+    pub fn authorize(
+        &self,
+        op: Role,
+        resource: &Scope,
+        resolver: &dyn ScopeResolver,
+    ) -> Result<(), TokenError> {
+        if self.role < op {
+            return Err(TokenError::InsufficientRole {
+                have: self.role,
+                need: op,
+            });
+        }
+        if !self.scope.covers(resource, resolver) {
+            return Err(TokenError::OutOfScope {
+                scope: self.scope.clone(),
+                resource: resource.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Re-checks what can change after verification without touching
+    /// signatures: the root is still trusted, the presenter is the holder,
+    /// the time window, revocations, and collection memberships.
+    pub fn recheck(&self, ctx: &VerifyContext<'_>) -> Result<(), TokenError> {
+        if !ctx.trusted_roots.contains(&self.root) {
+            return Err(TokenError::UnknownRoot {
+                issuer: self.root.id(),
+            });
+        }
+        for (block, collection, artifact) in &self.memberships {
+            if !ctx.resolver.collection_contains(collection, artifact) {
+                return Err(TokenError::Widening {
+                    block: *block,
+                    what: Widened::Scope,
+                    detail: format!("artifact {artifact} is no longer in collection {collection}"),
+                });
+            }
+        }
+        check_time(&self.windows, ctx.now)?;
+        check_revocation(&self.block_ids, ctx.revocations)?;
+        if ctx.presenter != self.holder {
+            return Err(TokenError::WrongHolder {
+                holder: self.holder.id(),
+                presenter: ctx.presenter.id(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_time(windows: &[(i64, i64)], now: i64) -> Result<(), TokenError> {
+    for (block, &(not_before, expires)) in windows.iter().enumerate() {
+        if now < not_before.saturating_sub(CLOCK_SKEW_SECS) {
+            return Err(TokenError::NotYetValid {
+                block,
+                at: not_before,
+            });
+        }
+        if expires != NO_EXPIRY && now >= expires.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(TokenError::Expired { block, at: expires });
+        }
+    }
+    Ok(())
+}
+
+fn check_revocation(ids: &[BlockId], revocations: &dyn RevocationSet) -> Result<(), TokenError> {
+    match ids.iter().position(|id| revocations.is_revoked(id)) {
+        Some(block) => Err(TokenError::Revoked {
+            block,
+            id: ids[block],
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Token {
+    /// Verifies the whole chain for a presenter (see `TOKENS.md`, "Verification").
+    pub fn verify(&self, ctx: &VerifyContext<'_>) -> Result<Verified, TokenError> {
+        let blocks = self.blocks();
+        // 1. Limits (guaranteed by construction; checked so the rule holds here too).
+        if blocks.is_empty() {
+            return Err(TokenError::NoBlocks);
+        }
+        if blocks.len() > MAX_BLOCKS {
+            return Err(TokenError::TooManyBlocks {
+                count: blocks.len(),
+                max: MAX_BLOCKS,
+            });
+        }
+        let len = encoding::encoded_len(blocks);
+        if len > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge {
+                len,
+                max: MAX_TOKEN_BYTES,
+            });
+        }
+        // 2. Root.
+        let root = blocks[0].body().issuer;
+        if !ctx.trusted_roots.contains(&root) {
+            return Err(TokenError::UnknownRoot { issuer: root.id() });
+        }
+        // 3. Signatures.
+        if let Some(block) = blocks.iter().position(|b| !b.signature_is_valid()) {
+            return Err(TokenError::BadSignature { block });
+        }
+        // 4. Chain links.
+        if blocks[0].body().parent != BlockId::ZERO {
+            return Err(TokenError::BrokenChain {
+                block: 0,
+                reason: "the root block's parent id is not all zeros",
+            });
+        }
+        for (i, pair) in blocks.windows(2).enumerate() {
+            let (prev, this) = (&pair[0], pair[1].body());
+            if this.issuer != prev.body().holder {
+                return Err(TokenError::BrokenChain {
+                    block: i + 1,
+                    reason: "its issuer is not the previous block's holder",
+                });
+            }
+            if this.parent != prev.id() {
+                return Err(TokenError::BrokenChain {
+                    block: i + 1,
+                    reason: "its parent id is not the previous block's id",
+                });
+            }
+        }
+        // 5. Narrowing.
+        let mut memberships = Vec::new();
+        for (i, pair) in blocks.windows(2).enumerate() {
+            let (prev, this) = (pair[0].body(), pair[1].body());
+            let widening = |what, detail: String| TokenError::Widening {
+                block: i + 1,
+                what,
+                detail,
+            };
+            if this.role > prev.role {
+                let detail = format!("{} is above {}", this.role, prev.role);
+                return Err(widening(Widened::Role, detail));
+            }
+            if !prev.scope.covers(&this.scope, ctx.resolver) {
+                let detail = format!("{} does not cover {}", prev.scope, this.scope);
+                return Err(widening(Widened::Scope, detail));
+            }
+            if let (Scope::Collection(c), Scope::Artifact(a)) = (&prev.scope, &this.scope) {
+                memberships.push((i + 1, c.clone(), a.clone()));
+            }
+            if this.expires > prev.expires {
+                let detail = format!("{} is after {}", this.expires, prev.expires);
+                return Err(widening(Widened::Expiry, detail));
+            }
+            if this.not_before < prev.not_before {
+                let detail = format!("{} is before {}", this.not_before, prev.not_before);
+                return Err(widening(Widened::NotBefore, detail));
+            }
+        }
+        // 6. Time.
+        let windows: Vec<(i64, i64)> = blocks
+            .iter()
+            .map(|b| (b.body().not_before, b.body().expires))
+            .collect();
+        check_time(&windows, ctx.now)?;
+        // 7. Revocation.
+        let block_ids: Vec<BlockId> = blocks.iter().map(|b| b.id()).collect();
+        check_revocation(&block_ids, ctx.revocations)?;
+        // 8. Holder.
+        let last = blocks[blocks.len() - 1].body();
+        if ctx.presenter != last.holder {
+            return Err(TokenError::WrongHolder {
+                holder: last.holder.id(),
+                presenter: ctx.presenter.id(),
+            });
+        }
+        Ok(Verified {
+            token_id: self.id(),
+            root,
+            holder: last.holder,
+            role: last.role,
+            scope: last.scope.clone(),
+            windows,
+            block_ids,
+            memberships,
+        })
+    }
+}

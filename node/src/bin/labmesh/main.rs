@@ -1,0 +1,93 @@
+//! The `labmesh` command: git/cargo-like verbs over `labmesh::Instance`.
+//! Human output by default, `--json` for programs; errors on stderr with a
+//! non-zero exit code.
+
+mod commands;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "labmesh",
+    version,
+    about = "A lab's data, versioned and shareable: artifacts in storage, metadata in SQLite",
+    after_help = "Start with `labmesh init ./mylab`, then `labmesh save <file>` inside it.\n\
+                  Commands find their instance like git: the current directory or a parent,\n\
+                  or --instance DIR / LABMESH_INSTANCE."
+)]
+struct Cli {
+    /// The instance directory (default: the current directory or a parent holding .labmesh/).
+    #[arg(long, global = true, env = "LABMESH_INSTANCE", value_name = "DIR", hide_env_values = true)]
+    instance: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an instance: .labmesh/ with the registries, a node key and storage.
+    Init(commands::instance::InitArgs),
+    /// Save files or folders as artifacts (same content returns the existing one).
+    Save(commands::artifacts::SaveArgs),
+    /// List the latest version of each artifact, newest first.
+    Ls(commands::artifacts::LsArgs),
+    /// Show every field of an artifact, its versions and where its content is.
+    Describe(commands::artifacts::QueryArgs),
+    /// List all versions of an artifact, oldest first.
+    Versions(commands::artifacts::QueryArgs),
+    /// Print a local path to an artifact's verified content (downloading it if remote).
+    Cache(commands::artifacts::QueryArgs),
+    /// Move an artifact version to the trash (or remove it for good with --permanent).
+    Delete(commands::artifacts::DeleteArgs),
+    /// Bring an artifact version back from the trash.
+    Restore(commands::artifacts::QueryArgs),
+    /// Remove stored objects that no artifact references (left by crashes or deletes).
+    Gc(commands::artifacts::GcArgs),
+    /// Show the instance: location, node id, storage, counts, schema version.
+    Info,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !e.to_string().contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = commands::Context { instance: cli.instance, json: cli.json };
+    match cli.command {
+        Command::Init(args) => commands::instance::init(&ctx, args),
+        Command::Info => commands::instance::info(&ctx),
+        Command::Save(args) => commands::artifacts::save(&ctx, args),
+        Command::Ls(args) => commands::artifacts::ls(&ctx, args),
+        Command::Describe(args) => commands::artifacts::describe(&ctx, args),
+        Command::Versions(args) => commands::artifacts::versions(&ctx, args),
+        Command::Cache(args) => commands::artifacts::cache(&ctx, args),
+        Command::Delete(args) => commands::artifacts::delete(&ctx, args),
+        Command::Restore(args) => commands::artifacts::restore(&ctx, args),
+        Command::Gc(args) => commands::artifacts::gc(&ctx, args),
+    }
+}
