@@ -70,7 +70,8 @@ CREATE TABLE artifact (
 CREATE INDEX artifact_stem ON artifact (substr(uid, 1, 16));
 CREATE INDEX artifact_key ON artifact (key);
 CREATE INDEX artifact_key_nocase ON artifact (lower(key));
-CREATE INDEX artifact_hash ON artifact (hash);
+-- (hash, size): content lookups must never fall back to the size index.
+CREATE INDEX artifact_hash ON artifact (hash, size);
 CREATE INDEX artifact_size ON artifact (size);
 -- `ls`: the newest live latest versions first.
 CREATE INDEX artifact_listing ON artifact (created_at DESC, id DESC)

@@ -34,7 +34,10 @@ impl Default for Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Sandbox { dir: tempfile::tempdir().expect("tempdir"), env: vec![("USER".into(), "ada".into())] }
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+            env: vec![("USER".into(), "ada".into())],
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -45,7 +48,8 @@ impl Sandbox {
     pub fn cmd(&self, cwd: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(labmesh_bin());
         cmd.args(args).current_dir(self.path().join(cwd));
-        cmd.env_remove("LABMESH_INSTANCE").env_remove(labmesh::failpoint::ENV);
+        cmd.env_remove("LABMESH_INSTANCE")
+            .env_remove(labmesh::failpoint::ENV);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -72,7 +76,11 @@ impl Sandbox {
     /// Runs `labmesh`, asserts failure, returns stderr.
     pub fn fails(&self, cwd: &str, args: &[&str]) -> String {
         let out = self.run(cwd, args);
-        assert!(!out.status.success(), "labmesh {args:?} should have failed; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "labmesh {args:?} should have failed; stdout:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
 
@@ -81,7 +89,8 @@ impl Sandbox {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.ok(cwd, &all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("labmesh {args:?} printed invalid JSON ({e}):\n{out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("labmesh {args:?} printed invalid JSON ({e}):\n{out}"))
     }
 
     pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
@@ -115,26 +124,43 @@ impl S3Server {
             .enable_all()
             .build()
             .expect("runtime");
-        let (access_key, secret_key) = ("labmesh-test".to_string(), "labmesh-test-secret".to_string());
+        let (access_key, secret_key) = (
+            "labmesh-test".to_string(),
+            "labmesh-test-secret".to_string(),
+        );
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            access_key.clone(),
+            secret_key.clone(),
+        ));
         let service = builder.build();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         runtime.spawn(async move {
-            let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let http =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
-                let conn = http.serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone()).into_owned();
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
+                    .into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
             }
         });
-        S3Server { addr, root, access_key, secret_key, runtime: Some(runtime) }
+        S3Server {
+            addr,
+            root,
+            access_key,
+            secret_key,
+            runtime: Some(runtime),
+        }
     }
 
     pub fn endpoint(&self) -> String {

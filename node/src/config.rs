@@ -44,17 +44,26 @@ pub struct StorageSection {
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })
+        toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).unwrap_or_default();
-        format!("# labmesh instance configuration. Cloud credentials come from the environment.\n\n{body}")
+        format!(
+            "# labmesh instance configuration. Cloud credentials come from the environment.\n\n{body}"
+        )
     }
 
     /// Storage options as (key, value) pairs for `object_store`.
     pub fn storage_options(&self) -> Vec<(String, String)> {
-        self.storage.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.storage
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -68,7 +77,9 @@ mod tests {
         c.instance.name = "mylab".into();
         c.user.handle = "ada".into();
         c.storage.default = "s3://bucket/x".into();
-        c.storage.options.insert("aws_region".into(), "eu-west-1".into());
+        c.storage
+            .options
+            .insert("aws_region".into(), "eu-west-1".into());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, c.to_toml()).unwrap();
@@ -76,6 +87,9 @@ mod tests {
 
         std::fs::write(&path, c.to_toml().replace("[storage]", "[storag]")).unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.contains("config.toml") && err.contains("storag"), "{err}");
+        assert!(
+            err.contains("config.toml") && err.contains("storag"),
+            "{err}"
+        );
     }
 }

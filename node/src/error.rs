@@ -34,7 +34,11 @@ pub enum Error {
          hint: it was written by a newer labmesh; upgrade labmesh to open it",
         path.display()
     )]
-    SchemaTooNew { path: PathBuf, found: i64, supported: i64 },
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
 
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -66,13 +70,19 @@ pub enum Error {
     },
 
     #[error("no artifact matches {query:?}{}", did_you_mean(suggestion))]
-    ArtifactNotFound { query: String, suggestion: Option<String> },
+    ArtifactNotFound {
+        query: String,
+        suggestion: Option<String>,
+    },
 
     #[error(
         "{query:?} is ambiguous: it matches {} artifacts ({})\n  hint: give more characters of the uid",
         candidates.len(), candidates.join(", ")
     )]
-    AmbiguousUid { query: String, candidates: Vec<String> },
+    AmbiguousUid {
+        query: String,
+        candidates: Vec<String>,
+    },
 
     #[error("artifact {uid} is in the trash\n  hint: `labmesh restore {uid}` brings it back")]
     Trashed { uid: String },
@@ -111,7 +121,9 @@ pub enum Error {
         source: object_store::Error,
     },
 
-    #[error("the revision target {query:?} has no key and no content in common with the new file; {reason}")]
+    #[error(
+        "the revision target {query:?} has no key and no content in common with the new file; {reason}"
+    )]
     InvalidRevision { query: String, reason: String },
 
     #[error("invalid config {}: {reason}", path.display())]
@@ -156,6 +168,9 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for std::result::Result<T, rusqlite::Error> {
     fn db(self, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Database { path: path.to_path_buf(), source })
+        self.map_err(|source| Error::Database {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

@@ -10,7 +10,11 @@ pub const ENV: &str = "LABMESH_FAILPOINT";
 /// Aborts the process if `LABMESH_FAILPOINT` equals `name`.
 pub fn hit(name: &str) {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
-    if ARMED.get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty())).as_deref() == Some(name) {
+    if ARMED
+        .get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty()))
+        .as_deref()
+        == Some(name)
+    {
         eprintln!("labmesh: failpoint {name} hit; aborting");
         std::process::abort();
     }

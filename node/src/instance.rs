@@ -65,7 +65,10 @@ pub struct Instance {
 
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Instance").field("root", &self.paths.root).field("uid", &self.instance_uid).finish()
+        f.debug_struct("Instance")
+            .field("root", &self.paths.root)
+            .field("uid", &self.instance_uid)
+            .finish()
     }
 }
 
@@ -82,14 +85,19 @@ impl Instance {
         std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
         let name = match &opts.name {
             Some(n) => n.trim().to_string(),
-            None => root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "labmesh".into()),
+            None => root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "labmesh".into()),
         };
         if name.is_empty() {
             return Err(Error::InvalidArgument("the instance name is empty".into()));
         }
         let handle = opts.user.clone().unwrap_or_else(default_user_handle);
         if handle.trim().is_empty() || handle.chars().any(char::is_whitespace) {
-            return Err(Error::InvalidArgument(format!("user handle {handle:?} must be one word")));
+            return Err(Error::InvalidArgument(format!(
+                "user handle {handle:?} must be one word"
+            )));
         }
         let storage_url = match &opts.storage {
             Some(s) => StorageUrl::parse(s, &root)?,
@@ -106,7 +114,8 @@ impl Instance {
         let staging = root.join(format!("{DOT_DIR}.init-{}", uid::random(8)));
         let result = build_instance(&staging, &paths, &name, &handle, &storage_url, opts);
         let result = result.and_then(|()| {
-            std::fs::rename(&staging, paths.dot()).map_err(|e| Error::io("creating", paths.dot(), e))?;
+            std::fs::rename(&staging, paths.dot())
+                .map_err(|e| Error::io("creating", paths.dot(), e))?;
             sync_dir(&root)
         });
         if let Err(e) = result {
@@ -133,10 +142,13 @@ impl Instance {
         migrate::migrate(&conn, &db_path)?;
         let config = Config::load(&paths.config())?;
 
-        let instance_uid: String =
-            conn.query_row("SELECT uid FROM instance WHERE id = 1", [], |r| r.get(0)).db(&db_path)?;
+        let instance_uid: String = conn
+            .query_row("SELECT uid FROM instance WHERE id = 1", [], |r| r.get(0))
+            .db(&db_path)?;
         let (self_node_id, peer_id): (i64, String) = conn
-            .query_row("SELECT id, peer_id FROM node WHERE is_self = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT id, peer_id FROM node WHERE is_self = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .db(&db_path)?;
         let user = conn
             .query_row(
@@ -282,8 +294,10 @@ impl Instance {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .db(&db_path)?;
-        let created_at: i64 =
-            self.conn.query_row("SELECT created_at FROM instance", [], |r| r.get(0)).db(&db_path)?;
+        let created_at: i64 = self
+            .conn
+            .query_row("SELECT created_at FROM instance", [], |r| r.get(0))
+            .db(&db_path)?;
         Ok(InstanceInfo {
             name: self.name().to_string(),
             uid: self.instance_uid.clone(),
@@ -333,7 +347,12 @@ fn default_user_handle() -> String {
         .unwrap_or_else(|| "user".into())
 }
 
-fn create_user(conn: &Connection, db_path: &Path, handle: &str, node_id: i64) -> Result<(i64, String)> {
+fn create_user(
+    conn: &Connection,
+    db_path: &Path,
+    handle: &str,
+    node_id: i64,
+) -> Result<(i64, String)> {
     conn.execute(
         "INSERT INTO user (uid, handle, created_at, origin_id) VALUES (?1, ?2, ?3, ?4)",
         params![uid::random(8), handle, now_ms(), node_id],
@@ -366,8 +385,11 @@ fn build_instance(
             params![uid::random(12), name, now],
         )
         .db(&db_path)?;
-        tx.execute("INSERT INTO node (peer_id, is_self, created_at) VALUES (?1, 1, ?2)", params![peer_id, now])
-            .db(&db_path)?;
+        tx.execute(
+            "INSERT INTO node (peer_id, is_self, created_at) VALUES (?1, 1, ?2)",
+            params![peer_id, now],
+        )
+        .db(&db_path)?;
         let node_id = tx.last_insert_rowid();
         let (user_id, _) = create_user(&tx, &db_path, handle, node_id)?;
         tx.execute(
@@ -377,7 +399,8 @@ fn build_instance(
         .db(&db_path)?;
         tx.commit().db(&db_path)?;
         // Fold the WAL into the main file before the directory moves.
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").db(&db_path)?;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .db(&db_path)?;
     }
 
     let mut config = Config::default();
@@ -402,5 +425,7 @@ fn build_instance(
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = std::fs::File::create(path).map_err(|e| Error::io("writing", path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io("writing", path, e))
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io("writing", path, e))
 }

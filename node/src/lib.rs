@@ -46,7 +46,8 @@ pub mod time;
 pub mod uid;
 
 pub use artifact::{
-    Artifact, ArtifactKind, CachedContent, Deleted, GcOptions, GcReport, ListOptions, SaveOptions, SaveStatus, Saved,
+    Artifact, ArtifactKind, CachedContent, Deleted, GcOptions, GcReport, ListOptions, SaveOptions,
+    SaveStatus, Saved,
 };
 pub use error::{Error, Result};
 pub use hash::ContentHash;

@@ -7,13 +7,19 @@ use crate::error::Result;
 
 /// Applies `f` to every item on up to `available_parallelism` threads and
 /// returns the results in input order; the first error wins.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
     if threads <= 1 {
         return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
@@ -35,7 +41,9 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> +
             });
         }
     });
-    let slots = results.into_inner().unwrap_or_else(|poison| poison.into_inner());
+    let slots = results
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner());
     let mut out = Vec::with_capacity(items.len());
     for slot in slots {
         match slot {
@@ -58,7 +66,11 @@ mod tests {
         let out = parallel_map(&v, |x| Ok(x * 2)).unwrap();
         assert_eq!(out, v.iter().map(|x| x * 2).collect::<Vec<_>>());
         let err = parallel_map(&v, |x| {
-            if *x == 500 { Err(Error::InvalidArgument("boom".into())) } else { Ok(*x) }
+            if *x == 500 {
+                Err(Error::InvalidArgument("boom".into()))
+            } else {
+                Ok(*x)
+            }
         });
         assert!(err.is_err());
     }

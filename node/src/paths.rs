@@ -46,7 +46,10 @@ impl InstancePaths {
         let paths = InstancePaths::new(absolute(root)?);
         let db = paths.db();
         if !db.is_file() {
-            return Err(Error::NotAnInstance { path: paths.root.clone(), missing: db });
+            return Err(Error::NotAnInstance {
+                path: paths.root.clone(),
+                missing: db,
+            });
         }
         Ok(paths)
     }
@@ -94,7 +97,10 @@ mod tests {
         assert_eq!(InstancePaths::discover(None, &deep).unwrap().root, root);
         let outside = dir.path().join("elsewhere");
         std::fs::create_dir_all(&outside).unwrap();
-        assert!(matches!(InstancePaths::discover(None, &outside), Err(Error::NoInstanceFound { .. })));
+        assert!(matches!(
+            InstancePaths::discover(None, &outside),
+            Err(Error::NoInstanceFound { .. })
+        ));
         assert!(matches!(
             InstancePaths::discover(Some(&outside), &deep),
             Err(Error::NotAnInstance { .. })

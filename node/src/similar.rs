@@ -6,7 +6,10 @@
 
 /// Case-folded, trimmed, inner whitespace collapsed.
 pub fn fold(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// Largest edit distance still considered a typo for a string of `len` chars.
@@ -27,7 +30,11 @@ pub fn is_near(a: &str, b: &str) -> bool {
     if fa == fb {
         return true;
     }
-    let no_digits = |s: &str| s.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
+    let no_digits = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    };
     if no_digits(&fa) == no_digits(&fb) {
         return false;
     }
@@ -65,7 +72,10 @@ mod tests {
     #[test]
     fn closest_picks_the_nearest_and_skips_exact() {
         let keys = ["raw/plate1.parquet", "raw/plate12.parquet", "other.csv"];
-        assert_eq!(closest("raw/plate1.parqet", keys), Some("raw/plate1.parquet"));
+        assert_eq!(
+            closest("raw/plate1.parqet", keys),
+            Some("raw/plate1.parquet")
+        );
         assert_eq!(closest("raw/plate1.parquet", keys), None);
         assert_eq!(closest("zzz", keys), None);
     }

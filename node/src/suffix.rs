@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 /// Compression or container extensions that belong to the extension before them.
 const OUTER: &[&str] = &["gz", "bz2", "xz", "zst", "zip", "lz4", "br"];
 /// Second-level extensions that qualify the one after them (`x.anndata.zarr`).
-const QUALIFIERS: &[&str] = &["anndata", "ome", "tar", "nii", "vcf", "fastq", "fq", "sam", "bed", "csv", "tsv", "json"];
+const QUALIFIERS: &[&str] = &[
+    "anndata", "ome", "tar", "nii", "vcf", "fastq", "fq", "sam", "bed", "csv", "tsv", "json",
+];
 
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -26,13 +28,19 @@ pub fn suffix_of(path: &str) -> String {
         return String::new();
     }
     let last = parts[parts.len() - 1];
-    if last.is_empty() || !last.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if last.is_empty()
+        || !last
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return String::new();
     }
     let mut take = 1;
     if parts.len() >= 3 {
         let prev = parts[parts.len() - 2].to_ascii_lowercase();
-        if OUTER.contains(&last.to_ascii_lowercase().as_str()) || QUALIFIERS.contains(&prev.as_str()) {
+        if OUTER.contains(&last.to_ascii_lowercase().as_str())
+            || QUALIFIERS.contains(&prev.as_str())
+        {
             take = 2;
         }
     }
@@ -42,7 +50,12 @@ pub fn suffix_of(path: &str) -> String {
 /// Checks that a key is a clean relative path: no leading `/`, no `.` or
 /// `..` segments, no empty segments, no control characters.
 pub fn validate_key(key: &str) -> Result<()> {
-    let invalid = |reason: &str| Err(Error::InvalidKey { key: key.to_string(), reason: reason.to_string() });
+    let invalid = |reason: &str| {
+        Err(Error::InvalidKey {
+            key: key.to_string(),
+            reason: reason.to_string(),
+        })
+    };
     if key.is_empty() {
         return invalid("it is empty");
     }
@@ -79,8 +92,16 @@ pub fn check_key_suffix(key: &str, path_suffix: &str, is_folder: bool) -> Result
     let stem = stem.strip_suffix(key_suffix.as_str()).unwrap_or(stem);
     Err(Error::KeySuffixMismatch {
         key: key.to_string(),
-        key_suffix: if key_suffix.is_empty() { "(no suffix)".into() } else { key_suffix },
-        path_suffix: if path_suffix.is_empty() { "(no suffix)".into() } else { path_suffix.to_string() },
+        key_suffix: if key_suffix.is_empty() {
+            "(no suffix)".into()
+        } else {
+            key_suffix
+        },
+        path_suffix: if path_suffix.is_empty() {
+            "(no suffix)".into()
+        } else {
+            path_suffix.to_string()
+        },
         what: if is_folder { "folder" } else { "file" },
         suggestion: format!("{stem}{path_suffix}"),
     })

@@ -51,7 +51,10 @@ pub mod serde_ms {
 mod tests {
     #[test]
     fn formats_utc_with_milliseconds() {
-        assert_eq!(super::rfc3339(1_764_009_767_123), "2025-11-24T18:42:47.123Z");
+        assert_eq!(
+            super::rfc3339(1_764_009_767_123),
+            "2025-11-24T18:42:47.123Z"
+        );
         assert_eq!(super::short(1_764_009_767_123), "2025-11-24 18:42");
     }
 }

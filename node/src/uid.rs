@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn prefix_bound_orders_after_all_extensions() {
         let upper = prefix_upper_bound("abc");
-        assert!("abcz".to_string() < upper && "abc0".to_string() < upper);
-        assert!("abd".to_string() > upper);
+        assert!("abcz" < upper.as_str() && "abc0" < upper.as_str());
+        assert!("abd" > upper.as_str());
     }
 }

@@ -6,12 +6,25 @@ use labmesh_tests::Sandbox;
 fn the_five_minute_tour() {
     let sb = Sandbox::new();
     let out = sb.ok("", &["init", "mylab"]);
-    assert!(out.contains("Initialized labmesh instance \"mylab\""), "{out}");
+    assert!(
+        out.contains("Initialized labmesh instance \"mylab\""),
+        "{out}"
+    );
     sb.write("mylab/data/plate1.parquet", "PAR1 plate one");
     sb.write("mylab/data/run42/a.csv", "x\n1\n");
     sb.write("mylab/data/run42/b/c.csv", "y\n2\n");
 
-    let saved = sb.json("mylab", &["save", "data/plate1.parquet", "--key", "raw/plate1.parquet", "-d", "plate 1"]);
+    let saved = sb.json(
+        "mylab",
+        &[
+            "save",
+            "data/plate1.parquet",
+            "--key",
+            "raw/plate1.parquet",
+            "-d",
+            "plate 1",
+        ],
+    );
     assert_eq!(saved["status"], "created");
     let uid = saved["artifact"]["uid"].as_str().unwrap().to_string();
     assert_eq!(saved["artifact"]["key"], "raw/plate1.parquet");
@@ -24,15 +37,26 @@ fn the_five_minute_tour() {
     assert_eq!(folder["artifact"]["n_files"], 2);
 
     let ls = sb.json("mylab", &["ls"]);
-    let keys: Vec<&str> = ls.as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, ["data/run42", "raw/plate1.parquet"], "newest first");
     let table = sb.ok("mylab", &["ls"]);
     assert!(table.lines().next().unwrap().starts_with("uid"), "{table}");
-    assert!(table.contains("raw/plate1.parquet") && table.contains("plate 1"), "{table}");
+    assert!(
+        table.contains("raw/plate1.parquet") && table.contains("plate 1"),
+        "{table}"
+    );
 
     // A new version under the same key.
     sb.write("mylab/data/plate1.parquet", "PAR1 plate one, fixed");
-    let v2 = sb.json("mylab", &["save", "data/plate1.parquet", "--key", "raw/plate1.parquet"]);
+    let v2 = sb.json(
+        "mylab",
+        &["save", "data/plate1.parquet", "--key", "raw/plate1.parquet"],
+    );
     assert_eq!(v2["status"]["new_version"]["previous"], uid.as_str());
     let versions = sb.json("mylab", &["versions", &uid[..8]]);
     assert_eq!(versions.as_array().unwrap().len(), 2);
@@ -42,20 +66,38 @@ fn the_five_minute_tour() {
     assert_eq!(described["uid"], v2["artifact"]["uid"]);
     assert_eq!(described["versions"].as_array().unwrap().len(), 2);
     let location = described["location"].as_str().unwrap();
-    assert!(location.ends_with(".parquet") && location.contains("/objects/"), "{location}");
+    assert!(
+        location.ends_with(".parquet") && location.contains("/objects/"),
+        "{location}"
+    );
 
     let path = sb.ok("mylab", &["cache", "raw/plate1.parquet"]);
-    assert_eq!(std::fs::read_to_string(path.trim()).unwrap(), "PAR1 plate one, fixed");
+    assert_eq!(
+        std::fs::read_to_string(path.trim()).unwrap(),
+        "PAR1 plate one, fixed"
+    );
     let folder_path = sb.ok("mylab", &["cache", "data/run42"]);
-    assert_eq!(std::fs::read_to_string(std::path::Path::new(folder_path.trim()).join("b/c.csv")).unwrap(), "y\n2\n");
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(folder_path.trim()).join("b/c.csv")).unwrap(),
+        "y\n2\n"
+    );
 
     sb.ok("mylab", &["delete", &uid]);
-    assert_eq!(sb.json("mylab", &["ls", "--trash"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        sb.json("mylab", &["ls", "--trash"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     sb.ok("mylab", &["restore", &uid]);
     let info = sb.json("mylab", &["info"]);
     assert_eq!(info["artifacts"], 2);
     assert_eq!(info["versions"], 3);
-    assert_eq!(info["schema_version"], labmesh::db::migrate::latest_version());
+    assert_eq!(
+        info["schema_version"],
+        labmesh::db::migrate::latest_version()
+    );
     assert_eq!(info["user"], "ada");
     let gc = sb.json("mylab", &["gc"]);
     assert_eq!(gc["unreferenced_objects"], 0);
@@ -63,7 +105,11 @@ fn the_five_minute_tour() {
     // --instance and LABMESH_INSTANCE work from anywhere.
     let elsewhere = sb.json("", &["--instance", "mylab", "ls"]);
     assert_eq!(elsewhere.as_array().unwrap().len(), 2);
-    let via_env = sb.cmd("", &["--json", "ls"]).env("LABMESH_INSTANCE", sb.path().join("mylab")).output().unwrap();
+    let via_env = sb
+        .cmd("", &["--json", "ls"])
+        .env("LABMESH_INSTANCE", sb.path().join("mylab"))
+        .output()
+        .unwrap();
     assert!(via_env.status.success());
 }
 
@@ -79,16 +125,28 @@ fn many_files_in_one_save_are_one_batch() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let saved = sb.json("lab", &args);
     assert_eq!(saved.as_array().unwrap().len(), 30);
-    assert_eq!(sb.json("lab", &["ls", "--prefix", "in/"]).as_array().unwrap().len(), 30);
+    assert_eq!(
+        sb.json("lab", &["ls", "--prefix", "in/"])
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
     let limited = sb.run("lab", &["ls", "--limit", "5"]);
-    assert!(String::from_utf8_lossy(&limited.stderr).contains("--limit"), "tells how to see more");
+    assert!(
+        String::from_utf8_lossy(&limited.stderr).contains("--limit"),
+        "tells how to see more"
+    );
 }
 
 #[test]
 fn errors_say_what_happened_and_exit_non_zero() {
     let sb = Sandbox::new();
     let err = sb.fails("", &["ls"]);
-    assert!(err.contains("not inside a labmesh instance") && err.contains("labmesh init"), "{err}");
+    assert!(
+        err.contains("not inside a labmesh instance") && err.contains("labmesh init"),
+        "{err}"
+    );
     let err = sb.fails("", &["--instance", ".", "info"]);
     assert!(err.contains("is not a labmesh instance"), "{err}");
 
@@ -96,10 +154,16 @@ fn errors_say_what_happened_and_exit_non_zero() {
     let err = sb.fails("", &["init", "lab"]);
     assert!(err.contains("already a labmesh instance"), "{err}");
     let err = sb.fails("lab", &["save", "missing.csv"]);
-    assert!(err.contains("no such file or directory: missing.csv"), "{err}");
+    assert!(
+        err.contains("no such file or directory: missing.csv"),
+        "{err}"
+    );
     sb.write("lab/plate.parquet", "x");
     let err = sb.fails("lab", &["save", "plate.parquet", "--key", "plate.csv"]);
-    assert!(err.contains("ends in \".csv\"") && err.contains("plate.parquet"), "{err}");
+    assert!(
+        err.contains("ends in \".csv\"") && err.contains("plate.parquet"),
+        "{err}"
+    );
     let err = sb.fails("lab", &["describe", "nothing-here"]);
     assert!(err.contains("no artifact matches"), "{err}");
     sb.ok("lab", &["save", "plate.parquet"]);
@@ -122,14 +186,20 @@ fn a_corrupted_object_fails_cache_until_the_original_is_saved_again() {
     sb.ok("", &["init", "lab"]);
     sb.write("lab/m.csv", "a,b\n");
     let saved = sb.json("lab", &["save", "m.csv"]);
-    let location = sb.json("lab", &["describe", "m.csv"])["location"].as_str().unwrap().to_string();
+    let location = sb.json("lab", &["describe", "m.csv"])["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut perms = std::fs::metadata(&location).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&location, perms).unwrap();
     std::fs::write(&location, "a,c\n").unwrap();
     let err = sb.fails("lab", &["cache", "m.csv"]);
-    assert!(err.contains("corrupted") && err.contains(saved["artifact"]["hash"].as_str().unwrap()), "{err}");
+    assert!(
+        err.contains("corrupted") && err.contains(saved["artifact"]["hash"].as_str().unwrap()),
+        "{err}"
+    );
     sb.ok("lab", &["save", "m.csv"]);
     let path = sb.ok("lab", &["cache", "m.csv"]);
     assert_eq!(std::fs::read_to_string(path.trim()).unwrap(), "a,b\n");

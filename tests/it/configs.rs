@@ -9,8 +9,13 @@ fn example_configs_load() {
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let config = labmesh::config::Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(!config.storage.default.is_empty(), "{} names a storage", path.display());
+            let config = labmesh::config::Config::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                !config.storage.default.is_empty(),
+                "{} names a storage",
+                path.display()
+            );
             labmesh::storage::StorageUrl::parse(&config.storage.default, Path::new("/"))
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;

@@ -23,19 +23,36 @@ fn lab() -> Sandbox {
 
 #[test]
 fn a_save_aborted_at_each_failpoint_recovers() {
-    for point in ["save:before-content", "save:after-content", "save:before-commit"] {
+    for point in [
+        "save:before-content",
+        "save:after-content",
+        "save:before-commit",
+    ] {
         let sb = lab();
         sb.write("lab/data.csv", format!("content for {point}"));
-        let out = sb.cmd("lab", &["save", "data.csv"]).env(labmesh::failpoint::ENV, point).output().unwrap();
-        assert!(!out.status.success(), "{point}: the process should have died");
+        let out = sb
+            .cmd("lab", &["save", "data.csv"])
+            .env(labmesh::failpoint::ENV, point)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{point}: the process should have died"
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains(point));
         assert_eq!(assert_consistent(&sb), 0, "{point}: no row was committed");
 
         let saved = sb.json("lab", &["save", "data.csv"]);
-        assert_eq!(saved["status"], "created", "{point}: re-running completes the save");
+        assert_eq!(
+            saved["status"], "created",
+            "{point}: re-running completes the save"
+        );
         assert_eq!(assert_consistent(&sb), 1);
         let gc = sb.json("lab", &["gc"]);
-        assert_eq!(gc["unreferenced_objects"], 0, "{point}: the re-run reused or replaced the object");
+        assert_eq!(
+            gc["unreferenced_objects"], 0,
+            "{point}: the re-run reused or replaced the object"
+        );
     }
 }
 
@@ -44,11 +61,18 @@ fn a_large_ingest_aborted_after_copying_recovers() {
     let sb = lab();
     let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8).collect();
     sb.write("lab/big.bin", &data);
-    let out = sb.cmd("lab", &["save", "big.bin"]).env(labmesh::failpoint::ENV, "ingest:after-copy").output().unwrap();
+    let out = sb
+        .cmd("lab", &["save", "big.bin"])
+        .env(labmesh::failpoint::ENV, "ingest:after-copy")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert_eq!(assert_consistent(&sb), 0);
     let gc = sb.json("lab", &["gc", "--dry-run"]);
-    assert_eq!(gc["staging_files"], 1, "the half-done copy is a staging file, not an object");
+    assert_eq!(
+        gc["staging_files"], 1,
+        "the half-done copy is a staging file, not an object"
+    );
     sb.ok("lab", &["save", "big.bin"]);
     assert_eq!(assert_consistent(&sb), 1);
     let gc = sb.json("lab", &["gc"]);
@@ -66,7 +90,11 @@ fn a_batch_aborted_before_its_sync_commits_nothing() {
             args.push(format!("b/{i}.txt"));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = sb.cmd("lab", &args).env(labmesh::failpoint::ENV, point).output().unwrap();
+        let out = sb
+            .cmd("lab", &args)
+            .env(labmesh::failpoint::ENV, point)
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         assert_eq!(assert_consistent(&sb), 0, "{point}");
         sb.ok("lab", &args);
@@ -78,7 +106,9 @@ fn a_batch_aborted_before_its_sync_commits_nothing() {
 fn kill_9_during_a_large_save_never_leaves_a_dangling_row() {
     let sb = lab();
     // 256 MiB: long enough to be killed mid-copy at several moments.
-    let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+    let chunk: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
     {
         use std::io::Write;
         let mut f = std::fs::File::create(sb.path().join("lab/big.bin")).unwrap();
@@ -102,5 +132,11 @@ fn kill_9_during_a_large_save_never_leaves_a_dangling_row() {
     assert_eq!(assert_consistent(&sb), 1);
     sb.ok("lab", &["gc"]);
     let gc = sb.json("lab", &["gc", "--dry-run"]);
-    assert_eq!((gc["unreferenced_objects"].as_u64(), gc["staging_files"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            gc["unreferenced_objects"].as_u64(),
+            gc["staging_files"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
 }

@@ -13,7 +13,10 @@ fn lab_on_s3() -> (S3Server, Sandbox) {
 }
 
 fn bucket_object(server: &S3Server, hash: &str, suffix: &str) -> std::path::PathBuf {
-    server.root.path().join(format!("lab-data/labmesh/objects/{}/{hash}{suffix}", &hash[..2]))
+    server.root.path().join(format!(
+        "lab-data/labmesh/objects/{}/{hash}{suffix}",
+        &hash[..2]
+    ))
 }
 
 #[test]
@@ -26,14 +29,25 @@ fn files_and_folders_round_trip_through_s3() {
     sb.write("lab/small.csv", "a,b\n1,2\n");
     let small = sb.json("lab", &["save", "small.csv"]);
     let hash = small["artifact"]["hash"].as_str().unwrap();
-    assert_eq!(std::fs::read(bucket_object(&server, hash, ".csv")).unwrap(), b"a,b\n1,2\n", "object is in the bucket");
+    assert_eq!(
+        std::fs::read(bucket_object(&server, hash, ".csv")).unwrap(),
+        b"a,b\n1,2\n",
+        "object is in the bucket"
+    );
 
     // 40 MiB: uploaded in parts.
-    let big: Vec<u8> = (0..(40u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let big: Vec<u8> = (0..(40u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     sb.write("lab/big.bin", &big);
     let saved = sb.json("lab", &["save", "big.bin"]);
     let big_hash = saved["artifact"]["hash"].as_str().unwrap();
-    assert_eq!(std::fs::metadata(bucket_object(&server, big_hash, ".bin")).unwrap().len(), big.len() as u64);
+    assert_eq!(
+        std::fs::metadata(bucket_object(&server, big_hash, ".bin"))
+            .unwrap()
+            .len(),
+        big.len() as u64
+    );
     let again = sb.json("lab", &["save", "big.bin"]);
     assert_eq!(again["status"], "existing");
 
@@ -43,20 +57,35 @@ fn files_and_folders_round_trip_through_s3() {
     assert!(path.contains("/.labmesh/cache/objects/"), "{path}");
     assert_eq!(std::fs::read(path).unwrap(), big);
     let cached = sb.json("lab", &["cache", "big.bin"]);
-    assert_eq!(cached["downloaded_bytes"], 0, "second call uses the verified local copy");
+    assert_eq!(
+        cached["downloaded_bytes"], 0,
+        "second call uses the verified local copy"
+    );
 
     sb.write("lab/run/x.txt", "x");
     sb.write("lab/run/y/z.txt", "z");
     sb.json("lab", &["save", "run"]);
     let dir = sb.ok("lab", &["cache", "run"]);
-    assert_eq!(std::fs::read_to_string(std::path::Path::new(dir.trim()).join("y/z.txt")).unwrap(), "z");
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(dir.trim()).join("y/z.txt")).unwrap(),
+        "z"
+    );
 
-    let location = sb.json("lab", &["describe", "small.csv"])["location"].as_str().unwrap().to_string();
-    assert!(location.starts_with("s3://lab-data/labmesh/objects/"), "{location}");
+    let location = sb.json("lab", &["describe", "small.csv"])["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with("s3://lab-data/labmesh/objects/"),
+        "{location}"
+    );
 
     let deleted = sb.json("lab", &["delete", "small.csv", "--permanent"]);
     assert_eq!(deleted["objects_removed"], 1);
-    assert!(!bucket_object(&server, hash, ".csv").exists(), "removed from the bucket");
+    assert!(
+        !bucket_object(&server, hash, ".csv").exists(),
+        "removed from the bucket"
+    );
 }
 
 #[test]
@@ -67,14 +96,23 @@ fn a_corrupted_remote_object_is_refused_and_not_cached() {
     let hash = saved["artifact"]["hash"].as_str().unwrap();
     std::fs::write(bucket_object(&server, hash, ".csv"), "evil content").unwrap();
     let err = sb.fails("lab", &["cache", "m.csv"]);
-    assert!(err.contains("corrupted") && err.contains("s3://lab-data/labmesh/objects/"), "{err}");
+    assert!(
+        err.contains("corrupted") && err.contains("s3://lab-data/labmesh/objects/"),
+        "{err}"
+    );
     let cached_objects = sb.path().join("lab/.labmesh/cache/objects");
     let leftovers = walk(&cached_objects);
-    assert!(leftovers.is_empty(), "nothing of the bad download stays: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "nothing of the bad download stays: {leftovers:?}"
+    );
     // Saving the original again repairs the bucket.
     std::fs::remove_file(bucket_object(&server, hash, ".csv")).unwrap();
     sb.ok("lab", &["save", "m.csv"]);
-    assert_eq!(std::fs::read_to_string(sb.ok("lab", &["cache", "m.csv"]).trim()).unwrap(), "good content");
+    assert_eq!(
+        std::fs::read_to_string(sb.ok("lab", &["cache", "m.csv"]).trim()).unwrap(),
+        "good content"
+    );
 }
 
 #[test]
@@ -103,12 +141,17 @@ fn wrong_credentials_fail_at_init_with_the_reason() {
     }
     let err = sb.fails("", &["init", "lab", "--storage", "s3://lab-data/x"]);
     assert!(err.contains("s3://lab-data/x"), "{err}");
-    assert!(!sb.path().join("lab/.labmesh").exists(), "no half-made instance");
+    assert!(
+        !sb.path().join("lab/.labmesh").exists(),
+        "no half-made instance"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         if e.path().is_dir() {
             out.extend(walk(&e.path()));

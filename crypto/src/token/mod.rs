@@ -84,9 +84,10 @@ impl Token {
     ///
     /// Refuses if `current_holder` is not the holder, if the chain is
     /// already [`MAX_BLOCKS`] long, or if the new block would widen role,
-    /// scope or expiry. Scope is checked syntactically: narrowing a
-    /// collection to one of its artifacts is allowed here and checked
-    /// against the node's database at verification.
+    /// scope or expiry. The new scope must be covered by the scope of every
+    /// block so far, checked syntactically: narrowing a collection to one of
+    /// its artifacts is allowed here and checked against the node's
+    /// database at verification.
     pub fn delegate(
         &self,
         current_holder: &NodeKey,
@@ -122,10 +123,21 @@ impl Token {
                 format!("{} is above {}", role, last.role),
             ));
         }
-        if !last.scope.may_delegate_to(&scope) {
+        // Every earlier scope must cover the new one: containment is not
+        // transitive (see `Verified::authorize`).
+        let uncovered = self
+            .blocks
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, b)| !b.body().scope.may_delegate_to(&scope));
+        if let Some((j, b)) = uncovered {
             return Err(widening(
                 Widened::Scope,
-                format!("{} does not cover {}", last.scope, scope),
+                format!(
+                    "block {j}'s scope {} does not cover {scope}",
+                    b.body().scope
+                ),
             ));
         }
         if expires > last.expires {

@@ -13,7 +13,8 @@ pub enum Role {
     Read,
     /// Also create and change records.
     Write,
-    /// Also share, delegate at admin level and manage the instance.
+    /// Also manage the instance (users, storage, sharing). Every role can
+    /// delegate, but only what it has.
     Admin,
 }
 

@@ -89,8 +89,9 @@ pub(crate) fn check_registry(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// What a token covers.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What a token covers. Containment ([`Scope::covers`]) is a partial
+/// order that may need the database, so `Scope` deliberately has no `Ord`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// The whole instance.
     Instance,

@@ -9,7 +9,9 @@ use std::hash::BuildHasher;
 
 use super::encoding::{self, BlockId};
 use super::scope::{NoMembership, Scope, ScopeResolver, Uid};
-use super::{CLOCK_SKEW_SECS, MAX_BLOCKS, MAX_TOKEN_BYTES, NO_EXPIRY, Role, Token};
+use super::{
+    CLOCK_SKEW_SECS, MAX_BLOCKS, MAX_TOKEN_BYTES, NO_EXPIRY, Role, Token, format_unix_time,
+};
 use crate::error::{TokenError, Widened};
 use crate::key::PublicKey;
 
@@ -84,7 +86,11 @@ pub struct Verified {
     root: PublicKey,
     holder: PublicKey,
     role: Role,
-    scope: Scope,
+    /// The distinct scopes of the chain, root first; the last is the
+    /// effective scope. Containment is not transitive (`registry:collection`
+    /// covers `collection:c`, which covers its artifacts, but not artifacts),
+    /// so a resource must be covered by every one of them.
+    scopes: Vec<Scope>,
     /// Per block (not_before, expires), to re-check time without the token.
     windows: Vec<(i64, i64)>,
     block_ids: Vec<BlockId>,
@@ -114,9 +120,11 @@ impl Verified {
         self.role
     }
 
-    /// The effective scope.
+    /// The effective scope (the last block's). [`Verified::authorize`] also
+    /// requires the earlier blocks' scopes to cover a resource.
     pub fn scope(&self) -> &Scope {
-        &self.scope
+        // Never empty: a verified chain has at least one block.
+        &self.scopes[self.scopes.len() - 1]
     }
 
     /// The effective start (unix seconds).
@@ -148,9 +156,15 @@ impl Verified {
                 need: op,
             });
         }
-        if !self.scope.covers(resource, resolver) {
+        // Last scope first: it is the narrowest, so the likeliest to refuse.
+        if let Some(scope) = self
+            .scopes
+            .iter()
+            .rev()
+            .find(|s| !s.covers(resource, resolver))
+        {
             return Err(TokenError::OutOfScope {
-                scope: self.scope.clone(),
+                scope: scope.clone(),
                 resource: resource.clone(),
             });
         }
@@ -185,6 +199,18 @@ impl Verified {
         }
         Ok(())
     }
+}
+
+/// The chain's scopes without repeats, in chain order.
+fn distinct_scopes(blocks: &[super::Block]) -> Vec<Scope> {
+    let mut scopes: Vec<Scope> = Vec::with_capacity(1);
+    for block in blocks {
+        let scope = &block.body().scope;
+        if scopes.last() != Some(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    scopes
 }
 
 fn check_time(windows: &[(i64, i64)], now: i64) -> Result<(), TokenError> {
@@ -277,19 +303,36 @@ impl Token {
                 let detail = format!("{} is above {}", this.role, prev.role);
                 return Err(widening(Widened::Role, detail));
             }
-            if !prev.scope.covers(&this.scope, ctx.resolver) {
-                let detail = format!("{} does not cover {}", prev.scope, this.scope);
-                return Err(widening(Widened::Scope, detail));
-            }
-            if let (Scope::Collection(c), Scope::Artifact(a)) = (&prev.scope, &this.scope) {
-                memberships.push((i + 1, c.clone(), a.clone()));
+            // Every earlier scope, not only the parent's: containment is
+            // not transitive.
+            for (j, ancestor) in blocks[..=i].iter().enumerate() {
+                let ancestor = &ancestor.body().scope;
+                if !ancestor.covers(&this.scope, ctx.resolver) {
+                    let detail =
+                        format!("block {j}'s scope {ancestor} does not cover {}", this.scope);
+                    return Err(widening(Widened::Scope, detail));
+                }
+                if let (Scope::Collection(c), Scope::Artifact(a)) = (ancestor, &this.scope) {
+                    let m = (i + 1, c.clone(), a.clone());
+                    if !memberships.contains(&m) {
+                        memberships.push(m);
+                    }
+                }
             }
             if this.expires > prev.expires {
-                let detail = format!("{} is after {}", this.expires, prev.expires);
+                let detail = format!(
+                    "{} is after {}",
+                    format_unix_time(this.expires),
+                    format_unix_time(prev.expires)
+                );
                 return Err(widening(Widened::Expiry, detail));
             }
             if this.not_before < prev.not_before {
-                let detail = format!("{} is before {}", this.not_before, prev.not_before);
+                let detail = format!(
+                    "{} is before {}",
+                    format_unix_time(this.not_before),
+                    format_unix_time(prev.not_before)
+                );
                 return Err(widening(Widened::NotBefore, detail));
             }
         }
@@ -315,7 +358,7 @@ impl Token {
             root,
             holder: last.holder,
             role: last.role,
-            scope: last.scope.clone(),
+            scopes: distinct_scopes(blocks),
             windows,
             block_ids,
             memberships,

@@ -40,8 +40,22 @@ fn verify(token: &Token, presenter: usize) -> Result<Verified, TokenError> {
     token.verify(&ctx)
 }
 
-/// The root grant bounds what a verified token may grant.
+/// The root grant bounds what a verified token may grant: its effective
+/// rights, and every resource it authorizes.
 fn assert_within_root(root: &Token, v: &Verified) -> Result<(), TestCaseError> {
+    for resource in (0..SCOPES.len()).map(scope) {
+        for op in Role::ALL {
+            if v.authorize(op, &resource, &Members).is_ok() {
+                prop_assert!(op <= root.role());
+                prop_assert!(
+                    root.scope().covers(&resource, &Members),
+                    "root {} does not cover {} but the token authorizes it",
+                    root.scope(),
+                    resource
+                );
+            }
+        }
+    }
     prop_assert!(v.role() <= root.role(), "{} > {}", v.role(), root.role());
     prop_assert!(
         root.scope().covers(v.scope(), &Members),
@@ -101,7 +115,9 @@ proptest! {
                 Ok(next) => {
                     prop_assert_eq!(signer, holder, "only the holder can delegate");
                     prop_assert!(next.role() <= token.role());
-                    prop_assert!(token.scope().may_delegate_to(next.scope()));
+                    for b in token.blocks() {
+                        prop_assert!(b.body().scope.may_delegate_to(next.scope()));
+                    }
                     prop_assert!(next.expires() <= token.expires());
                     prop_assert_eq!(next.not_before(), token.not_before());
                     prop_assert_eq!(next.blocks().len(), token.blocks().len() + 1);
@@ -114,7 +130,9 @@ proptest! {
                 }
                 Err(TokenError::Widening { what, .. }) => match what {
                     Widened::Role => prop_assert!(step.role > token.role()),
-                    Widened::Scope => prop_assert!(!token.scope().may_delegate_to(&new_scope)),
+                    Widened::Scope => prop_assert!(
+                        token.blocks().iter().any(|b| !b.body().scope.may_delegate_to(&new_scope))
+                    ),
                     Widened::Expiry => {
                         prop_assert!(step.expires.is_some_and(|e| e > token.expires()))
                     }

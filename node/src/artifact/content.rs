@@ -44,7 +44,13 @@ impl Instance {
         let mut downloaded_bytes = 0;
         let path = match artifact.kind {
             ArtifactKind::File => {
-                let (path, n) = self.local_object(&storage, artifact, &artifact.hash, artifact.size, &artifact.suffix)?;
+                let (path, n) = self.local_object(
+                    &storage,
+                    artifact,
+                    &artifact.hash,
+                    artifact.size,
+                    &artifact.suffix,
+                )?;
                 downloaded_bytes += n;
                 path
             }
@@ -54,7 +60,11 @@ impl Instance {
                 path
             }
         };
-        Ok(CachedContent { uid: artifact.uid.clone(), path, downloaded_bytes })
+        Ok(CachedContent {
+            uid: artifact.uid.clone(),
+            path,
+            downloaded_bytes,
+        })
     }
 
     /// Where an artifact's content is stored (a path or URL); for folders,
@@ -64,7 +74,9 @@ impl Instance {
             ArtifactKind::File => artifact.suffix.as_str(),
             ArtifactKind::Folder => MANIFEST_SUFFIX,
         };
-        Ok(self.storage(artifact.storage_id)?.location(&object_key(&artifact.hash, suffix)))
+        Ok(self
+            .storage(artifact.storage_id)?
+            .location(&object_key(&artifact.hash, suffix)))
     }
 
     /// Local storage for verified copies of remote content.
@@ -87,7 +99,10 @@ impl Instance {
             Storage::Local(local) => {
                 let path = local.path_of(&key);
                 if !path.is_file() {
-                    return Err(Error::ContentMissing { uid: artifact.uid.clone(), location: path.display().to_string() });
+                    return Err(Error::ContentMissing {
+                        uid: artifact.uid.clone(),
+                        location: path.display().to_string(),
+                    });
                 }
                 self.verify_file(&path, artifact, hash, size)?;
                 Ok((path, 0))
@@ -127,10 +142,15 @@ impl Instance {
                             actual_size: got_size,
                         });
                     }
-                    tmp.sync_data().map_err(|e| Error::io("syncing", &tmp_path, e))?;
-                    let mut perms = tmp.metadata().map_err(|e| Error::io("reading", &tmp_path, e))?.permissions();
+                    tmp.sync_data()
+                        .map_err(|e| Error::io("syncing", &tmp_path, e))?;
+                    let mut perms = tmp
+                        .metadata()
+                        .map_err(|e| Error::io("reading", &tmp_path, e))?
+                        .permissions();
                     perms.set_readonly(true);
-                    tmp.set_permissions(perms).map_err(|e| Error::io("sealing", &tmp_path, e))?;
+                    tmp.set_permissions(perms)
+                        .map_err(|e| Error::io("sealing", &tmp_path, e))?;
                     let dir = path.parent().unwrap_or(cache.root());
                     fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
                     fs::rename(&tmp_path, &path).map_err(|e| Error::io("caching", &path, e))?;
@@ -147,7 +167,13 @@ impl Instance {
 
     /// Checks a local file against (hash, size), re-hashing only when the
     /// file changed since it was last verified.
-    fn verify_file(&self, path: &Path, artifact: &Artifact, hash: &ContentHash, size: u64) -> Result<()> {
+    fn verify_file(
+        &self,
+        path: &Path,
+        artifact: &Artifact,
+        hash: &ContentHash,
+        size: u64,
+    ) -> Result<()> {
         match self.check_file(path, hash, size)? {
             None => Ok(()),
             Some((actual, actual_size)) => Err(Error::Corrupted {
@@ -164,14 +190,26 @@ impl Instance {
     /// `None` when the file at `path` holds exactly (hash, size), else what
     /// it holds. Re-hashes only when the file's identity changed since its
     /// last verification.
-    pub(crate) fn check_file(&self, path: &Path, hash: &ContentHash, size: u64) -> Result<Option<(ContentHash, u64)>> {
+    pub(crate) fn check_file(
+        &self,
+        path: &Path,
+        hash: &ContentHash,
+        size: u64,
+    ) -> Result<Option<(ContentHash, u64)>> {
         let id = FileIdentity::of(path)?;
         let known: Option<(String, FileIdentity)> = self
             .conn
-            .prepare_cached("SELECT hash, size, mtime_ns, ctime_ns, inode FROM verified_file WHERE path = ?1")
+            .prepare_cached(
+                "SELECT hash, size, mtime_ns, ctime_ns, inode FROM verified_file WHERE path = ?1",
+            )
             .and_then(|mut s| {
                 s.query_row([path.to_string_lossy()], |r| {
-                    let id = FileIdentity { size: r.get(1)?, mtime_ns: r.get(2)?, ctime_ns: r.get(3)?, inode: r.get(4)? };
+                    let id = FileIdentity {
+                        size: r.get(1)?,
+                        mtime_ns: r.get(2)?,
+                        ctime_ns: r.get(3)?,
+                        inode: r.get(4)?,
+                    };
                     Ok((r.get(0)?, id))
                 })
                 .optional()
@@ -219,7 +257,11 @@ impl Instance {
     /// copied) from verified objects into `.labmesh/cache/folders/`.
     fn materialize_folder(&self, storage: &Storage, artifact: &Artifact) -> Result<(PathBuf, u64)> {
         let entries = self.folder_entries(artifact)?;
-        let dest = self.paths.cache().join("folders").join(format!("{}{}", artifact.hash, artifact.suffix));
+        let dest = self
+            .paths
+            .cache()
+            .join("folders")
+            .join(format!("{}{}", artifact.hash, artifact.suffix));
         let mut downloaded = 0;
         if dest.is_dir() {
             for e in &entries {
@@ -232,14 +274,18 @@ impl Instance {
         if let Storage::Local(local) = storage
             && !local.path_of(&manifest_key).is_file()
         {
-            return Err(Error::ContentMissing { uid: artifact.uid.clone(), location: storage.location(&manifest_key) });
+            return Err(Error::ContentMissing {
+                uid: artifact.uid.clone(),
+                location: storage.location(&manifest_key),
+            });
         }
         let parent = dest.parent().unwrap_or(&dest).to_path_buf();
         let staging = parent.join(format!(".{}.partial", crate::uid::random(12)));
         let result = (|| -> Result<()> {
             fs::create_dir_all(&staging).map_err(|e| Error::io("creating", &staging, e))?;
             for e in &entries {
-                let (object, n) = self.local_object(storage, artifact, &e.hash, e.size, &e.suffix)?;
+                let (object, n) =
+                    self.local_object(storage, artifact, &e.hash, e.size, &e.suffix)?;
                 downloaded += n;
                 let target = staging.join(&e.path);
                 if let Some(dir) = target.parent() {
@@ -261,13 +307,20 @@ impl Instance {
     /// Drops cached copies of an artifact's content (after a permanent delete).
     pub(crate) fn forget_cached(&self, artifact: &Artifact) -> Result<()> {
         if artifact.kind == ArtifactKind::Folder {
-            let dir = self.paths.cache().join("folders").join(format!("{}{}", artifact.hash, artifact.suffix));
+            let dir = self
+                .paths
+                .cache()
+                .join("folders")
+                .join(format!("{}{}", artifact.hash, artifact.suffix));
             if dir.is_dir() {
                 fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
             }
         }
         self.conn
-            .execute("DELETE FROM verified_file WHERE hash = ?1", [artifact.hash.to_hex()])
+            .execute(
+                "DELETE FROM verified_file WHERE hash = ?1",
+                [artifact.hash.to_hex()],
+            )
             .db(&self.db_path())?;
         Ok(())
     }
@@ -275,7 +328,10 @@ impl Instance {
     /// Forgets the verification record of a removed file.
     pub(crate) fn forget_verified(&self, path: &Path) -> Result<()> {
         self.conn
-            .execute("DELETE FROM verified_file WHERE path = ?1", [path.to_string_lossy()])
+            .execute(
+                "DELETE FROM verified_file WHERE path = ?1",
+                [path.to_string_lossy()],
+            )
             .map(|_| ())
             .db(&self.db_path())
     }
@@ -283,7 +339,9 @@ impl Instance {
     /// Removes materialized folders whose artifact is gone.
     pub(crate) fn prune_materialized_folders(&self) -> Result<()> {
         let root = self.paths.cache().join("folders");
-        let Ok(entries) = fs::read_dir(&root) else { return Ok(()) };
+        let Ok(entries) = fs::read_dir(&root) else {
+            return Ok(());
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let keep = name.len() >= 64
@@ -294,7 +352,8 @@ impl Instance {
                     .and_then(|mut s| s.query_row([&name[..64]], |r| r.get::<_, bool>(0)))
                     .db(&self.db_path())?;
             if !keep {
-                fs::remove_dir_all(entry.path()).map_err(|e| Error::io("removing", entry.path(), e))?;
+                fs::remove_dir_all(entry.path())
+                    .map_err(|e| Error::io("removing", entry.path(), e))?;
             }
         }
         Ok(())
@@ -330,7 +389,12 @@ impl FileIdentity {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_nanos() as i64);
-            Ok(FileIdentity { size: meta.len() as i64, mtime_ns: mtime, ctime_ns: 0, inode: 0 })
+            Ok(FileIdentity {
+                size: meta.len() as i64,
+                mtime_ns: mtime,
+                ctime_ns: 0,
+                inode: 0,
+            })
         }
     }
 }

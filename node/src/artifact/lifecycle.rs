@@ -73,13 +73,24 @@ impl Instance {
                 return Ok(deleted);
             }
             let tx = write_txn(&self.conn).db(&db)?;
-            tx.execute("UPDATE artifact SET trashed_at = ?1 WHERE id = ?2", (now_ms(), artifact.id)).db(&db)?;
+            tx.execute(
+                "UPDATE artifact SET trashed_at = ?1 WHERE id = ?2",
+                (now_ms(), artifact.id),
+            )
+            .db(&db)?;
             refresh_latest(&tx, artifact.stem()).db(&db)?;
             tx.commit().db(&db)?;
             if artifact.is_latest
-                && let Some(prev) = self.family(artifact.stem())?.into_iter().find(|a| a.is_latest)
+                && let Some(prev) = self
+                    .family(artifact.stem())?
+                    .into_iter()
+                    .find(|a| a.is_latest)
             {
-                deleted.notices.push(format!("{} is now the latest version of {}", prev.uid, prev.label()));
+                deleted.notices.push(format!(
+                    "{} is now the latest version of {}",
+                    prev.uid,
+                    prev.label()
+                ));
             }
             return Ok(deleted);
         }
@@ -90,7 +101,8 @@ impl Instance {
             ArtifactKind::File => Vec::new(),
         };
         let tx = write_txn(&self.conn).db(&db)?;
-        tx.execute("DELETE FROM artifact WHERE id = ?1", [artifact.id]).db(&db)?;
+        tx.execute("DELETE FROM artifact WHERE id = ?1", [artifact.id])
+            .db(&db)?;
         refresh_latest(&tx, artifact.stem()).db(&db)?;
         // Decide what is unreferenced inside the transaction, remove it after commit.
         let mut doomed = Vec::new();
@@ -127,7 +139,11 @@ impl Instance {
         }
         let db = self.db_path();
         let tx = write_txn(&self.conn).db(&db)?;
-        tx.execute("UPDATE artifact SET trashed_at = NULL WHERE id = ?1", [artifact.id]).db(&db)?;
+        tx.execute(
+            "UPDATE artifact SET trashed_at = NULL WHERE id = ?1",
+            [artifact.id],
+        )
+        .db(&db)?;
         refresh_latest(&tx, artifact.stem()).db(&db)?;
         tx.commit().db(&db)?;
         let restored = self.artifact_by_id(artifact.id)?;
@@ -158,16 +174,22 @@ impl Instance {
     /// by interrupted saves, from the default storage and the local cache.
     pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
         let _lock = self.storage_lock(LockMode::Exclusive)?;
-        let mut report = GcReport { dry_run: opts.dry_run, ..GcReport::default() };
+        let mut report = GcReport {
+            dry_run: opts.dry_run,
+            ..GcReport::default()
+        };
         let storage = self.storage(self.default_storage.id)?;
         let (objects, staging) = match &storage {
             Storage::Local(local) => local.list()?,
             Storage::Cloud(cloud) => (cloud.list("objects")?, Vec::new()),
         };
-        self.progress.start("checking objects", objects.len() as u64);
+        self.progress
+            .start("checking objects", objects.len() as u64);
         for obj in objects {
             self.progress.advance(1);
-            let Some((hash, suffix)) = parse_object_key(&obj.key) else { continue };
+            let Some((hash, suffix)) = parse_object_key(&obj.key) else {
+                continue;
+            };
             if self.is_referenced(hash, suffix)? {
                 report.kept_objects += 1;
                 continue;
@@ -185,14 +207,18 @@ impl Instance {
         for tmp in staging {
             report.staging_files += 1;
             report.staging_bytes += tmp.size;
-            if !opts.dry_run && let Storage::Local(local) = &storage {
+            if !opts.dry_run
+                && let Storage::Local(local) = &storage
+            {
                 local.remove(&tmp.key)?;
             }
         }
         let cache = self.cache_storage();
         let (cached, cache_staging) = cache.list()?;
         for obj in cached {
-            let Some((hash, suffix)) = parse_object_key(&obj.key) else { continue };
+            let Some((hash, suffix)) = parse_object_key(&obj.key) else {
+                continue;
+            };
             if !self.is_referenced(hash, suffix)? {
                 report.unreferenced_objects += 1;
                 report.unreferenced_bytes += obj.size;

@@ -103,7 +103,12 @@ pub struct ListOptions {
 
 impl Default for ListOptions {
     fn default() -> Self {
-        ListOptions { all_versions: false, trash: false, key_prefix: None, limit: 100 }
+        ListOptions {
+            all_versions: false,
+            trash: false,
+            key_prefix: None,
+            limit: 100,
+        }
     }
 }
 
@@ -123,10 +128,18 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Artifact> {
         uid: row.get(1)?,
         key: row.get(2)?,
         description: row.get(3)?,
-        kind: if kind == "folder" { ArtifactKind::Folder } else { ArtifactKind::File },
+        kind: if kind == "folder" {
+            ArtifactKind::Folder
+        } else {
+            ArtifactKind::File
+        },
         suffix: row.get(5)?,
         hash: hash.parse().map_err(|_| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, "bad hash".into())
+            rusqlite::Error::FromSqlConversionFailure(
+                6,
+                rusqlite::types::Type::Text,
+                "bad hash".into(),
+            )
         })?,
         size: row.get::<_, i64>(7)? as u64,
         n_files: row.get::<_, Option<i64>>(8)?.map(|n| n as u64),
@@ -147,7 +160,10 @@ impl Instance {
     /// latest version). Trashed artifacts are found too; check `is_trashed`.
     pub fn get(&self, query: &str) -> Result<Artifact> {
         let query = query.trim();
-        if uid::is_base62(query) && query.len() >= MIN_PREFIX_LEN && query.len() <= VERSIONED_UID_LEN {
+        if uid::is_base62(query)
+            && query.len() >= MIN_PREFIX_LEN
+            && query.len() <= VERSIONED_UID_LEN
+        {
             let mut matches = self.by_uid_prefix(query, 6)?;
             let one_family = matches.windows(2).all(|w| w[0].stem() == w[1].stem())
                 && self.stems_with_prefix(query)? == 1;
@@ -159,7 +175,10 @@ impl Instance {
                 _ => {
                     return Err(Error::AmbiguousUid {
                         query: query.to_string(),
-                        candidates: matches.iter().map(|a| format!("{} {}", a.uid, a.label())).collect(),
+                        candidates: matches
+                            .iter()
+                            .map(|a| format!("{} {}", a.uid, a.label()))
+                            .collect(),
                     });
                 }
             }
@@ -167,7 +186,10 @@ impl Instance {
         if let Some(a) = self.latest_by_key(query)? {
             return Ok(a);
         }
-        Err(Error::ArtifactNotFound { query: query.to_string(), suggestion: self.closest_key(query, false)? })
+        Err(Error::ArtifactNotFound {
+            query: query.to_string(),
+            suggestion: self.closest_key(query, false)?,
+        })
     }
 
     /// Artifacts whose uid starts with `prefix` (at most `limit`).
@@ -175,9 +197,13 @@ impl Instance {
         let sql = format!("{SELECT} WHERE a.uid >= ?1 AND a.uid < ?2 ORDER BY a.uid LIMIT ?3");
         let mut stmt = self.conn.prepare_cached(&sql).db(&self.db_path())?;
         let rows = stmt
-            .query_map(params![prefix, uid::prefix_upper_bound(prefix), limit as i64], from_row)
+            .query_map(
+                params![prefix, uid::prefix_upper_bound(prefix), limit as i64],
+                from_row,
+            )
             .db(&self.db_path())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().db(&self.db_path())
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .db(&self.db_path())
     }
 
     /// How many families (up to 2) have a uid starting with `prefix`.
@@ -188,7 +214,11 @@ impl Instance {
         );
         self.conn
             .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row(params![prefix, uid::prefix_upper_bound(prefix)], |r| r.get::<_, i64>(0)))
+            .and_then(|mut s| {
+                s.query_row(params![prefix, uid::prefix_upper_bound(prefix)], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
             .map(|n| n as usize)
             .db(&self.db_path())
     }
@@ -199,7 +229,10 @@ impl Instance {
             "{SELECT} WHERE substr(a.uid, 1, {STEM_LEN}) = ?1
              ORDER BY a.trashed_at IS NOT NULL, a.is_latest DESC, a.created_at DESC, a.id DESC LIMIT 1"
         );
-        self.conn.prepare_cached(&sql).and_then(|mut s| s.query_row([stem], from_row)).db(&self.db_path())
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row([stem], from_row))
+            .db(&self.db_path())
     }
 
     /// The version of `key` a user means: the live latest one, else the newest.
@@ -223,21 +256,33 @@ impl Instance {
 
     /// A live artifact with this content, if any (the oldest, so repeated
     /// saves keep pointing at the same record).
-    pub(crate) fn by_content(&self, hash: &ContentHash, size: u64, kind: ArtifactKind) -> Result<Option<Artifact>> {
+    pub(crate) fn by_content(
+        &self,
+        hash: &ContentHash,
+        size: u64,
+        kind: ArtifactKind,
+    ) -> Result<Option<Artifact>> {
         let sql = format!(
             "{SELECT} WHERE a.hash = ?1 AND a.size = ?2 AND a.kind = ?3 \
              ORDER BY a.trashed_at IS NOT NULL, a.created_at, a.id LIMIT 1"
         );
         self.conn
             .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row(params![hash.to_hex(), size as i64, kind.as_str()], from_row).optional())
+            .and_then(|mut s| {
+                s.query_row(params![hash.to_hex(), size as i64, kind.as_str()], from_row)
+                    .optional()
+            })
             .db(&self.db_path())
     }
 
     /// Lists artifacts, newest first.
     pub fn list(&self, opts: &ListOptions) -> Result<Vec<Artifact>> {
         let mut sql = format!("{SELECT} WHERE ");
-        sql.push_str(if opts.trash { "a.trashed_at IS NOT NULL" } else { "a.trashed_at IS NULL" });
+        sql.push_str(if opts.trash {
+            "a.trashed_at IS NOT NULL"
+        } else {
+            "a.trashed_at IS NULL"
+        });
         if !opts.all_versions && !opts.trash {
             sql.push_str(" AND a.is_latest = 1");
         }
@@ -253,8 +298,11 @@ impl Instance {
         sql.push_str(" ORDER BY a.created_at DESC, a.id DESC LIMIT ?");
         args.push(&limit);
         let mut stmt = self.conn.prepare_cached(&sql).db(&self.db_path())?;
-        let rows = stmt.query_map(args.as_slice(), from_row).db(&self.db_path())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().db(&self.db_path())
+        let rows = stmt
+            .query_map(args.as_slice(), from_row)
+            .db(&self.db_path())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .db(&self.db_path())
     }
 
     /// Every version in the family of the artifact `query` names, oldest first.
@@ -264,10 +312,12 @@ impl Instance {
     }
 
     pub(crate) fn family(&self, stem: &str) -> Result<Vec<Artifact>> {
-        let sql = format!("{SELECT} WHERE substr(a.uid, 1, {STEM_LEN}) = ?1 ORDER BY a.created_at, a.id");
+        let sql =
+            format!("{SELECT} WHERE substr(a.uid, 1, {STEM_LEN}) = ?1 ORDER BY a.created_at, a.id");
         let mut stmt = self.conn.prepare_cached(&sql).db(&self.db_path())?;
         let rows = stmt.query_map([stem], from_row).db(&self.db_path())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().db(&self.db_path())
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .db(&self.db_path())
     }
 
     /// The files of a folder artifact, in manifest order.
@@ -282,14 +332,19 @@ impl Instance {
                 Ok(crate::hash::manifest::Entry {
                     path: r.get(0)?,
                     hash: hash.parse().map_err(|_| {
-                        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, "bad hash".into())
+                        rusqlite::Error::FromSqlConversionFailure(
+                            1,
+                            rusqlite::types::Type::Text,
+                            "bad hash".into(),
+                        )
                     })?,
                     size: r.get::<_, i64>(2)? as u64,
                     suffix: r.get(3)?,
                 })
             })
             .db(&self.db_path())?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().db(&self.db_path())
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .db(&self.db_path())
     }
 
     /// The existing key closest to `query`, for "did you mean" hints. Looks

@@ -131,7 +131,13 @@ impl Instance {
         let pending: Vec<&Source> = to_store.iter().map(|&i| &sources[i]).collect();
         let none = HashSet::new();
         parallel_map(&pending, |s| {
-            source::write_content(&storage, s, &none, Durability::Deferred, &crate::progress::NoProgress)?;
+            source::write_content(
+                &storage,
+                s,
+                &none,
+                Durability::Deferred,
+                &crate::progress::NoProgress,
+            )?;
             progress.advance(1);
             Ok(())
         })?;
@@ -171,12 +177,19 @@ impl Instance {
             Some(q) => Some(self.get(q)?),
             None => None,
         };
-        let key = opts.key.as_deref().or(revises.as_ref().and_then(|r| r.key.as_deref()));
+        let key = opts
+            .key
+            .as_deref()
+            .or(revises.as_ref().and_then(|r| r.key.as_deref()));
         let named = source::name(path, key, &self.paths.root)?;
         let (kind, len) = (named.0, named.4);
         let progress = self.progress.as_ref();
         let mut src = match storage {
-            Storage::Local(local) if kind == ArtifactKind::File && len > SMALL_FILE && !self.any_with_size(len)? => {
+            Storage::Local(local)
+                if kind == ArtifactKind::File
+                    && len > SMALL_FILE
+                    && !self.any_with_size(len)? =>
+            {
                 let (_, path, suffix, key, _) = named;
                 progress.start("saving", len);
                 let (hash, size) = local.ingest(&path, &suffix, Durability::Immediate, progress)?;
@@ -216,7 +229,13 @@ impl Instance {
             Some((m, _)) => self.referenced_hashes(m)?,
             None => HashSet::new(),
         };
-        source::write_content(storage, src, &referenced, durability, self.progress.as_ref())?;
+        source::write_content(
+            storage,
+            src,
+            &referenced,
+            durability,
+            self.progress.as_ref(),
+        )?;
         // Folder members are written deferred: sync them together.
         if let (Storage::Local(local), ArtifactKind::Folder) = (storage, src.kind) {
             local.sync_all()?;
@@ -236,7 +255,10 @@ impl Instance {
             .db(&self.db_path())?;
         let mut out = HashSet::new();
         for e in &manifest.entries {
-            if stmt.query_row([e.hash.to_hex()], |r| r.get::<_, bool>(0)).db(&self.db_path())? {
+            if stmt
+                .query_row([e.hash.to_hex()], |r| r.get::<_, bool>(0))
+                .db(&self.db_path())?
+            {
                 out.insert(e.hash);
             }
         }
@@ -252,7 +274,8 @@ impl Instance {
         let intact = match &src.manifest {
             None => self.object_intact(storage, &existing.hash, existing.size, &existing.suffix)?,
             Some((m, _)) => {
-                let mut ok = source::has_any_object(storage, &object_key(&existing.hash, MANIFEST_SUFFIX))?;
+                let mut ok =
+                    source::has_any_object(storage, &object_key(&existing.hash, MANIFEST_SUFFIX))?;
                 for e in &m.entries {
                     ok = ok && self.object_intact(storage, &e.hash, e.size, &e.suffix)?;
                 }
@@ -272,7 +295,13 @@ impl Instance {
     /// Whether an object is present and holds its content. Local objects
     /// are checked against their verification record (re-hashed only if
     /// they changed since); cloud objects by size, since PUTs are atomic.
-    fn object_intact(&self, storage: &Storage, hash: &ContentHash, size: u64, suffix: &str) -> Result<bool> {
+    fn object_intact(
+        &self,
+        storage: &Storage,
+        hash: &ContentHash,
+        size: u64,
+        suffix: &str,
+    ) -> Result<bool> {
         let key = object_key(hash, suffix);
         match storage {
             Storage::Local(local) => {
@@ -286,9 +315,14 @@ impl Instance {
     /// Records the identity of freshly written local objects, so later
     /// checks need only a `stat`.
     fn record_written(&self, src: &Source) -> Result<()> {
-        let Storage::Local(local) = self.storage(self.default_storage.id)? else { return Ok(()) };
+        let Storage::Local(local) = self.storage(self.default_storage.id)? else {
+            return Ok(());
+        };
         match &src.manifest {
-            None => self.record_verified(&local.path_of(&object_key(&src.hash, &src.suffix)), &src.hash),
+            None => self.record_verified(
+                &local.path_of(&object_key(&src.hash, &src.suffix)),
+                &src.hash,
+            ),
             Some((m, _)) => {
                 for e in &m.entries {
                     self.record_verified(&local.path_of(&object_key(&e.hash, &e.suffix)), &e.hash)?;
@@ -314,7 +348,11 @@ impl Instance {
             return Ok(existing_notice(existing, src));
         }
         let previous = match (&src.revises, &src.key) {
-            (Some(r), _) => Some(self.family_head(tx, r.stem())?.unwrap_or((r.id, r.uid.clone(), r.created_at))),
+            (Some(r), _) => Some(self.family_head(tx, r.stem())?.unwrap_or((
+                r.id,
+                r.uid.clone(),
+                r.created_at,
+            ))),
             (None, Some(key)) => match families.get(key) {
                 Some(stem) => self.family_head(tx, stem)?,
                 None => tx
@@ -322,7 +360,10 @@ impl Instance {
                         "SELECT id, uid, created_at FROM artifact WHERE key = ?1
                          ORDER BY trashed_at IS NOT NULL, created_at DESC, id DESC LIMIT 1",
                     )
-                    .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+                    .and_then(|mut s| {
+                        s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                            .optional()
+                    })
                     .db(&db)?,
             },
             (None, None) => None,
@@ -331,9 +372,11 @@ impl Instance {
         let (uid, revises_id, created_at) = match &previous {
             // A new version is never older than the one it revises, so
             // `is_latest` follows creation even across clock adjustments.
-            Some((id, prev_uid, prev_created)) => {
-                (uid::new_version(uid::stem(prev_uid)), Some(*id), now_ms().max(prev_created + 1))
-            }
+            Some((id, prev_uid, prev_created)) => (
+                uid::new_version(uid::stem(prev_uid)),
+                Some(*id),
+                now_ms().max(prev_created + 1),
+            ),
             None => {
                 // Batches skip the fuzzy look-up: it would cost more than the save.
                 if let Some(key) = src.key.as_ref().filter(|_| warn_similar)
@@ -380,7 +423,14 @@ impl Instance {
                 )
                 .db(&db)?;
             for e in &m.entries {
-                stmt.execute(params![id, e.path, e.hash.to_hex(), e.size as i64, e.suffix]).db(&db)?;
+                stmt.execute(params![
+                    id,
+                    e.path,
+                    e.hash.to_hex(),
+                    e.size as i64,
+                    e.suffix
+                ])
+                .db(&db)?;
             }
         }
         self.record_written(src)?;
@@ -393,7 +443,11 @@ impl Instance {
             Some((_, prev_uid, _)) => SaveStatus::NewVersion { previous: prev_uid },
             None => SaveStatus::Created,
         };
-        Ok(Saved { artifact: self.artifact_by_id(id)?, status, notices })
+        Ok(Saved {
+            artifact: self.artifact_by_id(id)?,
+            status,
+            notices,
+        })
     }
 
     /// The newest version of a family: (id, uid, created_at).
@@ -402,7 +456,10 @@ impl Instance {
             "SELECT id, uid, created_at FROM artifact WHERE substr(uid, 1, {STEM_LEN}) = ?1
              ORDER BY trashed_at IS NOT NULL, created_at DESC, id DESC LIMIT 1"
         ))
-        .and_then(|mut s| s.query_row([stem], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([stem], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .db(&self.db_path())
     }
 }
@@ -411,14 +468,27 @@ impl Instance {
 fn existing_notice(artifact: Artifact, src: &Source) -> Saved {
     let mut notices = vec![match (&artifact.key, &src.key) {
         (Some(k), Some(want)) if k != want => {
-            format!("same content is already saved as {} ({k}); returning it instead of a duplicate", artifact.uid)
+            format!(
+                "same content is already saved as {} ({k}); returning it instead of a duplicate",
+                artifact.uid
+            )
         }
-        _ => format!("content unchanged: returning the existing artifact {}", artifact.uid),
+        _ => format!(
+            "content unchanged: returning the existing artifact {}",
+            artifact.uid
+        ),
     }];
     if artifact.is_trashed() {
-        notices.push(format!("{} is in the trash; `labmesh restore {}` brings it back", artifact.uid, artifact.uid));
+        notices.push(format!(
+            "{} is in the trash; `labmesh restore {}` brings it back",
+            artifact.uid, artifact.uid
+        ));
     }
-    Saved { artifact, status: SaveStatus::Existing, notices }
+    Saved {
+        artifact,
+        status: SaveStatus::Existing,
+        notices,
+    }
 }
 
 /// Marks the newest live version of a family as the latest, and only it.

@@ -48,17 +48,26 @@ impl Source {
 }
 
 /// A source's kind, absolute path, suffix and validated key; no content read.
-pub(crate) fn name(path: &Path, key: Option<&str>, root: &Path) -> Result<(ArtifactKind, PathBuf, String, String, u64)> {
+pub(crate) fn name(
+    path: &Path,
+    key: Option<&str>,
+    root: &Path,
+) -> Result<(ArtifactKind, PathBuf, String, String, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
     let kind = if meta.is_dir() {
         ArtifactKind::Folder
     } else if meta.is_file() {
         ArtifactKind::File
     } else {
-        return Err(Error::UnsupportedFileType { path: path.to_path_buf() });
+        return Err(Error::UnsupportedFileType {
+            path: path.to_path_buf(),
+        });
     };
     let abs = crate::paths::absolute(path)?;
-    let file_name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let suffix = suffix_of(&file_name);
     let key = match key {
         Some(k) => k.trim_end_matches('/').to_string(),
@@ -72,9 +81,15 @@ pub(crate) fn name(path: &Path, key: Option<&str>, root: &Path) -> Result<(Artif
 /// Key from the path: relative to the instance root when inside it, else
 /// the file's name.
 fn default_key(abs: &Path, root: &Path) -> String {
-    let rel = abs.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty());
+    let rel = abs
+        .strip_prefix(root)
+        .ok()
+        .filter(|r| !r.as_os_str().is_empty());
     let rel = rel.unwrap_or_else(|| Path::new(abs.file_name().unwrap_or(abs.as_os_str())));
-    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Hashes a named source without storing anything. Files up to
@@ -145,7 +160,15 @@ pub(crate) fn write_content(
     progress: &dyn Progress,
 ) -> Result<()> {
     let Some((manifest, files)) = &s.manifest else {
-        return write_object(storage, &s.path, s.bytes.as_deref(), (s.hash, s.size), &s.suffix, durability, progress);
+        return write_object(
+            storage,
+            &s.path,
+            s.bytes.as_deref(),
+            (s.hash, s.size),
+            &s.suffix,
+            durability,
+            progress,
+        );
     };
     let members: Vec<(&manifest::Entry, &PathBuf)> = manifest.entries.iter().zip(files).collect();
     parallel_map(&members, |(entry, file)| {
@@ -153,7 +176,15 @@ pub(crate) fn write_content(
         if referenced.contains(&entry.hash) && has_object(storage, &key, entry.size)? {
             return Ok(());
         }
-        write_object(storage, file, None, (entry.hash, entry.size), &entry.suffix, Durability::Deferred, progress)
+        write_object(
+            storage,
+            file,
+            None,
+            (entry.hash, entry.size),
+            &entry.suffix,
+            Durability::Deferred,
+            progress,
+        )
     })?;
     let text = manifest.to_text();
     let key = object_key(&s.hash, MANIFEST_SUFFIX);

@@ -40,7 +40,8 @@ pub fn latest_version() -> i64 {
 
 /// The schema version recorded in the database.
 pub fn current_version(conn: &Connection, path: &Path) -> Result<i64> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0)).db(path)
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .db(path)
 }
 
 /// Brings the schema up to this binary's version. Fails without changing
@@ -74,7 +75,10 @@ pub fn migrate_to(conn: &Connection, path: &Path, target: i64) -> Result<()> {
          ) STRICT;",
     )
     .db(path)?;
-    for m in MIGRATIONS.iter().filter(|m| m.version > found && m.version <= target) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > found && m.version <= target)
+    {
         tx.execute_batch(m.sql).db(path)?;
         tx.execute(
             "INSERT INTO schema_migration (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -94,7 +98,9 @@ mod tests {
     fn versions_are_consecutive_from_one() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as i64 + 1, "{} is out of order", m.name);
-            let number: i64 = m.name[..4].parse().expect("migration files start with 4 digits");
+            let number: i64 = m.name[..4]
+                .parse()
+                .expect("migration files start with 4 digits");
             assert_eq!(number, m.version, "{} has the wrong number", m.name);
         }
     }
@@ -109,7 +115,10 @@ mod tests {
             .filter(|n| n.ends_with(".sql"))
             .collect();
         files.sort();
-        let embedded: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
+        let embedded: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{}.sql", m.name))
+            .collect();
         assert_eq!(files, embedded, "add new migration files to MIGRATIONS");
     }
 
@@ -119,7 +128,8 @@ mod tests {
         let path = dir.path().join("db");
         let conn = crate::db::open(&path, true).unwrap();
         migrate(&conn, &path).unwrap();
-        conn.pragma_update(None, "user_version", latest_version() + 5).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 5)
+            .unwrap();
         let err = migrate(&conn, &path).unwrap_err();
         assert!(matches!(err, Error::SchemaTooNew { found, .. } if found == latest_version() + 5));
         assert!(err.to_string().contains("upgrade labmesh"));

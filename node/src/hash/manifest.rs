@@ -64,7 +64,8 @@ impl Manifest {
         let mut entries = Vec::new();
         for line in text.lines() {
             let mut parts = line.splitn(3, ' ');
-            let (Some(hash), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(hash), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
                 return Err(bad(line));
             };
             entries.push(Entry {
@@ -121,7 +122,10 @@ fn relative_slash_path(root: &Path, path: &Path) -> Result<String> {
     let mut parts = Vec::new();
     for c in rel.components() {
         let s = c.as_os_str().to_str().ok_or_else(|| {
-            Error::InvalidArgument(format!("{} is not valid UTF-8; rename it to save the folder", path.display()))
+            Error::InvalidArgument(format!(
+                "{} is not valid UTF-8; rename it to save the folder",
+                path.display()
+            ))
         })?;
         if s.contains('\n') {
             return Err(Error::InvalidArgument(format!(
@@ -146,7 +150,12 @@ pub fn build(root: &Path, progress: &dyn Progress) -> Result<(Manifest, Vec<Path
     progress.start("hashing", files.iter().map(|f| f.2).sum());
     let hashed = parallel_map(&files, |(rel, path, _)| {
         let (hash, size) = hash_file(path, progress)?;
-        Ok(Entry { path: rel.clone(), hash, size, suffix: suffix_of(rel) })
+        Ok(Entry {
+            path: rel.clone(),
+            hash,
+            size,
+            suffix: suffix_of(rel),
+        })
     })?;
     progress.finish();
     let paths = files.into_iter().map(|f| f.1).collect();

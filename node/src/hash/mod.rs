@@ -53,7 +53,9 @@ impl FromStr for ContentHash {
     fn from_str(s: &str) -> Result<Self> {
         blake3::Hash::from_hex(s)
             .map(|h| ContentHash(*h.as_bytes()))
-            .map_err(|_| Error::InvalidArgument(format!("{s:?} is not a BLAKE3 hash (64 hex characters)")))
+            .map_err(|_| {
+                Error::InvalidArgument(format!("{s:?} is not a BLAKE3 hash (64 hex characters)"))
+            })
     }
 }
 
@@ -96,7 +98,11 @@ pub fn hash_file(path: &Path, progress: &dyn Progress) -> Result<(ContentHash, u
 }
 
 /// Hashes everything `reader` yields.
-pub fn hash_reader(reader: &mut impl Read, path: &Path, progress: &dyn Progress) -> Result<(ContentHash, u64)> {
+pub fn hash_reader(
+    reader: &mut impl Read,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<(ContentHash, u64)> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     loop {

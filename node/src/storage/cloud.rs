@@ -46,7 +46,8 @@ impl std::fmt::Debug for CloudStorage {
 
 /// The runtime that drives object-store futures for the blocking API.
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
+        OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -69,7 +70,10 @@ impl CloudStorage {
         // One TLS provider for the whole process: ring (what libp2p uses too).
         // Installing twice is harmless; the first one stays.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let invalid = |reason: String| Error::InvalidStorage { url: url.to_string(), reason };
+        let invalid = |reason: String| Error::InvalidStorage {
+            url: url.to_string(),
+            reason,
+        };
         let (bucket_url, prefix) = split_url(url, kind).map_err(invalid)?;
         let store: Arc<dyn ObjectStore> = match kind {
             StorageKind::S3 => {
@@ -81,7 +85,8 @@ impl CloudStorage {
                 Arc::new(b.build().map_err(|e| invalid(e.to_string()))?)
             }
             StorageKind::Gcs => {
-                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(&bucket_url);
+                let mut b =
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(&bucket_url);
                 for (k, v) in options {
                     let key = k.parse().map_err(|e| invalid(format!("option {k}: {e}")))?;
                     b = b.with_config(key, v);
@@ -89,7 +94,8 @@ impl CloudStorage {
                 Arc::new(b.build().map_err(|e| invalid(e.to_string()))?)
             }
             StorageKind::Azure => {
-                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(&bucket_url);
+                let mut b =
+                    object_store::azure::MicrosoftAzureBuilder::from_env().with_url(&bucket_url);
                 for (k, v) in options {
                     let key = k.parse().map_err(|e| invalid(format!("option {k}: {e}")))?;
                     b = b.with_config(key, v);
@@ -109,7 +115,10 @@ impl CloudStorage {
         } else {
             Arc::new(PrefixStore::new(store, ObjectPath::from(prefix.as_str())))
         };
-        Ok(CloudStorage { url: url.to_string(), store })
+        Ok(CloudStorage {
+            url: url.to_string(),
+            store,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -117,7 +126,10 @@ impl CloudStorage {
     }
 
     fn err(&self, source: object_store::Error) -> Error {
-        Error::Storage { url: self.url.clone(), source }
+        Error::Storage {
+            url: self.url.clone(),
+            source,
+        }
     }
 
     /// The object's size if it exists.
@@ -140,11 +152,18 @@ impl CloudStorage {
 
     /// Uploads a file (in parts when large), checking that what was read is
     /// what the caller hashed before the upload completes.
-    pub fn put_file(&self, key: &str, src: &Path, expected: (ContentHash, u64), progress: &dyn Progress) -> Result<()> {
+    pub fn put_file(
+        &self,
+        key: &str,
+        src: &Path,
+        expected: (ContentHash, u64),
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let mut file = File::open(src).map_err(|e| Error::io("reading", src, e))?;
         if expected.1 <= SINGLE_PUT_MAX {
             let mut bytes = Vec::with_capacity(expected.1 as usize);
-            file.read_to_end(&mut bytes).map_err(|e| Error::io("reading", src, e))?;
+            file.read_to_end(&mut bytes)
+                .map_err(|e| Error::io("reading", src, e))?;
             if ContentHash::of(&bytes) != expected.0 {
                 return Err(changed_while_saving(src));
             }
@@ -154,12 +173,19 @@ impl CloudStorage {
         }
         let path = ObjectPath::from(key);
         runtime()?.block_on(async {
-            let upload = self.store.put_multipart(&path).await.map_err(|e| self.err(e))?;
+            let upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| self.err(e))?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut hasher = Hasher::new();
             let mut buf = vec![0u8; PART_SIZE];
             loop {
-                writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|e| self.err(e))?;
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(|e| self.err(e))?;
                 let n = match read_full(&mut file, &mut buf) {
                     Ok(n) => n,
                     Err(e) => {
@@ -185,7 +211,13 @@ impl CloudStorage {
     /// Downloads an object into `dest` (a staging file the caller owns),
     /// hashing as it streams. Returns what arrived; the caller compares it
     /// with the object reference before publishing the file.
-    pub fn download(&self, key: &str, dest: &mut File, dest_path: &Path, progress: &dyn Progress) -> Result<(ContentHash, u64)> {
+    pub fn download(
+        &self,
+        key: &str,
+        dest: &mut File,
+        dest_path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(ContentHash, u64)> {
         let path = ObjectPath::from(key);
         runtime()?.block_on(async {
             let result = self.store.get(&path).await.map_err(|e| self.err(e))?;
@@ -194,7 +226,8 @@ impl CloudStorage {
             let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
             while let Some(bytes) = stream.next().await {
                 let bytes = bytes.map_err(|e| self.err(e))?;
-                dest.write_all(&bytes).map_err(|e| Error::io("writing", dest_path, e))?;
+                dest.write_all(&bytes)
+                    .map_err(|e| Error::io("writing", dest_path, e))?;
                 progress.advance(bytes.len() as u64);
                 // Hash in big slices so large downloads use all cores.
                 pending.extend_from_slice(&bytes);
@@ -245,7 +278,9 @@ fn changed_while_saving(src: &Path) -> Error {
 
 /// Splits `s3://bucket/some/prefix` into the bucket URL and the prefix.
 fn split_url(url: &str, kind: StorageKind) -> std::result::Result<(String, String), String> {
-    let (scheme, rest) = url.split_once("://").ok_or("expected a URL like s3://bucket/prefix")?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("expected a URL like s3://bucket/prefix")?;
     if kind == StorageKind::Http {
         // The whole URL is the root; HttpStore takes it as its base.
         return Ok((url.trim_end_matches('/').to_string(), String::new()));
@@ -254,7 +289,10 @@ fn split_url(url: &str, kind: StorageKind) -> std::result::Result<(String, Strin
     if bucket.is_empty() {
         return Err("the bucket (or container) name is missing".into());
     }
-    Ok((format!("{scheme}://{bucket}"), prefix.trim_matches('/').to_string()))
+    Ok((
+        format!("{scheme}://{bucket}"),
+        prefix.trim_matches('/').to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -267,7 +305,10 @@ mod tests {
             split_url("s3://lab-data/labmesh/main/", StorageKind::S3).unwrap(),
             ("s3://lab-data".into(), "labmesh/main".into())
         );
-        assert_eq!(split_url("s3://lab-data", StorageKind::S3).unwrap(), ("s3://lab-data".into(), "".into()));
+        assert_eq!(
+            split_url("s3://lab-data", StorageKind::S3).unwrap(),
+            ("s3://lab-data".into(), "".into())
+        );
         assert!(split_url("s3:///x", StorageKind::S3).is_err());
     }
 }

@@ -26,7 +26,8 @@ pub fn parse_object_key(key: &str) -> Option<(&str, &str)> {
         return None;
     }
     let (hex, suffix) = name.split_at(64);
-    (shard.len() == 2 && hex.starts_with(shard) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some((hex, suffix))
+    (shard.len() == 2 && hex.starts_with(shard) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some((hex, suffix))
 }
 
 #[cfg(test)]
@@ -38,7 +39,10 @@ mod tests {
         let h = ContentHash::of(b"abc");
         let key = object_key(&h, ".tar.gz");
         assert_eq!(key, format!("objects/64/{}.tar.gz", h.to_hex()));
-        assert_eq!(parse_object_key(&key), Some((h.to_hex().as_str(), ".tar.gz")));
+        assert_eq!(
+            parse_object_key(&key),
+            Some((h.to_hex().as_str(), ".tar.gz"))
+        );
         assert_eq!(parse_object_key("objects/zz/nothing"), None);
     }
 }

@@ -13,7 +13,7 @@
 //! `object_store` (see `cloud.rs`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -41,7 +41,8 @@ impl LocalStorage {
     pub fn create(&self) -> Result<()> {
         let tmp = self.root.join(TMP_DIR);
         fs::create_dir_all(&tmp).map_err(|e| Error::io("creating storage", &tmp, e))?;
-        fs::create_dir_all(self.root.join(OBJECTS_DIR)).map_err(|e| Error::io("creating storage", &self.root, e))
+        fs::create_dir_all(self.root.join(OBJECTS_DIR))
+            .map_err(|e| Error::io("creating storage", &self.root, e))
     }
 
     /// The file that holds (or would hold) an object.
@@ -52,28 +53,85 @@ impl LocalStorage {
     /// Whether the object exists with the expected size (a cheap check; the
     /// hash is checked when content is handed out).
     pub fn has(&self, key: &str, size: u64) -> bool {
-        fs::metadata(self.path_of(key)).map(|m| m.is_file() && m.len() == size).unwrap_or(false)
+        fs::metadata(self.path_of(key))
+            .map(|m| m.is_file() && m.len() == size)
+            .unwrap_or(false)
     }
 
     /// Stores bytes whose hash the caller computed.
     pub fn put_bytes(&self, key: &str, bytes: &[u8], durability: Durability) -> Result<()> {
-        let (tmp_path, mut tmp) = self.staging_file()?;
-        let result = tmp
-            .write_all(bytes)
-            .map_err(|e| Error::io("writing", &tmp_path, e))
-            .and_then(|_| self.publish(tmp, &tmp_path, key, durability));
-        discard_on_error(result, &tmp_path)
+        self.put_with(key, durability, |f, path| {
+            f.write_all(bytes)
+                .map_err(|e| Error::io("writing", path, e))
+        })
     }
 
     /// Stores a copy of `src`, whose hash the caller computed, copying in
     /// the kernel where the file system allows.
-    pub fn put_file(&self, key: &str, src: &Path, durability: Durability, progress: &dyn Progress) -> Result<()> {
+    pub fn put_file(
+        &self,
+        key: &str,
+        src: &Path,
+        durability: Durability,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let mut source = File::open(src).map_err(|e| Error::io("reading", src, e))?;
-        let (tmp_path, mut tmp) = self.staging_file()?;
-        let result = copy_with_writeback(&mut source, &mut tmp, progress)
-            .map_err(|e| Error::io("copying", src, e))
-            .and_then(|_| self.publish(tmp, &tmp_path, key, durability));
-        discard_on_error(result, &tmp_path)
+        self.put_with(key, durability, |f, _| {
+            source.rewind().map_err(|e| Error::io("reading", src, e))?;
+            copy_with_writeback(&mut source, f, progress)
+                .map(|_| ())
+                .map_err(|e| Error::io("copying", src, e))
+        })
+    }
+
+    /// Writes an object whose address is known. The common case creates it
+    /// read-only, exclusively, at its address: one file creation, no rename.
+    /// If something is already there — a leftover nobody vouches for, or
+    /// the same content from a concurrent save — the content is staged and
+    /// renamed over it, so an existing object is never seen half-written.
+    /// A crash mid-write can leave a torn object at its address, but no row
+    /// points at it (rows commit after the sync) and the next save of that
+    /// content replaces it.
+    fn put_with(
+        &self,
+        key: &str,
+        durability: Durability,
+        mut write: impl FnMut(&mut File, &Path) -> Result<()>,
+    ) -> Result<()> {
+        let dest = self.path_of(key);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let created = match create_sealed(&dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+                if durability == Durability::Immediate {
+                    sync_dir(dir.parent().unwrap_or(&self.root))?;
+                }
+                create_sealed(&dest)
+            }
+            other => other,
+        };
+        match created {
+            Ok(mut f) => {
+                let result = write(&mut f, &dest).and_then(|()| {
+                    if durability == Durability::Immediate {
+                        f.sync_data().map_err(|e| Error::io("syncing", &dest, e))?;
+                        sync_dir(&dir)?;
+                    }
+                    Ok(())
+                });
+                if result.is_err() {
+                    let _ = fs::remove_file(&dest);
+                }
+                result
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let (tmp_path, mut tmp) = self.staging_file()?;
+                let result = write(&mut tmp, &tmp_path)
+                    .and_then(|()| self.publish(tmp, &tmp_path, key, durability));
+                discard_on_error(result, &tmp_path)
+            }
+            Err(e) => Err(Error::io("creating", &dest, e)),
+        }
     }
 
     /// Copies `src` into storage while hashing it on a second thread, in one
@@ -104,7 +162,9 @@ impl LocalStorage {
             });
             let copied = copy_with_writeback(&mut copy_src, &mut tmp, &crate::progress::NoProgress);
             crate::failpoint::hit("ingest:after-copy");
-            let hashed = hashing.join().unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")));
+            let hashed = hashing
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")));
             match (copied, hashed) {
                 (Ok(copied), Ok((hash, size))) if copied == size => Ok((hash, size, tmp)),
                 (Ok(_), Ok(_)) => Err(Error::InvalidArgument(format!(
@@ -154,7 +214,13 @@ impl LocalStorage {
         }
         let mut staging = Vec::new();
         for entry in read_dir_or_empty(&self.root.join(TMP_DIR))? {
-            let key = format!("{TMP_DIR}/{}", entry.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+            let key = format!(
+                "{TMP_DIR}/{}",
+                entry
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            );
             staging.push(stored(&entry, key)?);
         }
         Ok((objects, staging))
@@ -164,7 +230,7 @@ impl LocalStorage {
         let dir = self.root.join(TMP_DIR);
         for attempt in 0..2 {
             let path = dir.join(format!("{}.partial", crate::uid::random(16)));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match create_sealed(&path) {
                 Ok(f) => return Ok((path, f)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => {
                     fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
@@ -172,17 +238,19 @@ impl LocalStorage {
                 Err(e) => return Err(Error::io("creating", &path, e)),
             }
         }
-        Err(Error::io("creating", &dir, std::io::Error::other("staging directory keeps vanishing")))
+        Err(Error::io(
+            "creating",
+            &dir,
+            std::io::Error::other("staging directory keeps vanishing"),
+        ))
     }
 
     /// Syncs (if immediate), seals and renames a staging file to its address.
     fn publish(&self, tmp: File, tmp_path: &Path, key: &str, durability: Durability) -> Result<()> {
         if durability == Durability::Immediate {
-            tmp.sync_data().map_err(|e| Error::io("syncing", tmp_path, e))?;
+            tmp.sync_data()
+                .map_err(|e| Error::io("syncing", tmp_path, e))?;
         }
-        let mut perms = tmp.metadata().map_err(|e| Error::io("reading", tmp_path, e))?.permissions();
-        perms.set_readonly(true);
-        tmp.set_permissions(perms).map_err(|e| Error::io("sealing", tmp_path, e))?;
         drop(tmp);
         let dest = self.path_of(key);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
@@ -203,6 +271,23 @@ impl LocalStorage {
     }
 }
 
+/// Creates a new file that is read-only from birth (the returned handle can
+/// still write it): stored content is sealed without an extra `chmod`.
+fn create_sealed(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o444);
+    let file = opts.open(path)?;
+    #[cfg(not(unix))]
+    {
+        let mut perms = file.metadata()?.permissions();
+        perms.set_readonly(true);
+        file.set_permissions(perms)?;
+    }
+    Ok(file)
+}
+
 fn stored(path: &Path, key: String) -> Result<StoredObject> {
     let meta = fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
     let modified_ms = meta
@@ -210,13 +295,20 @@ fn stored(path: &Path, key: String) -> Result<StoredObject> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64);
-    Ok(StoredObject { key, size: meta.len(), modified_ms })
+    Ok(StoredObject {
+        key,
+        size: meta.len(),
+        modified_ms,
+    })
 }
 
 fn read_dir_or_empty(dir: &Path) -> Result<Vec<PathBuf>> {
     match fs::read_dir(dir) {
         Ok(entries) => entries
-            .map(|e| e.map(|e| e.path()).map_err(|err| Error::io("listing", dir, err)))
+            .map(|e| {
+                e.map(|e| e.path())
+                    .map_err(|err| Error::io("listing", dir, err))
+            })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::io("listing", dir, e)),
@@ -240,7 +332,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Copies all of `src` to `dst`, in the kernel where possible, starting
 /// write-back of each chunk as soon as it is copied so that the final sync
 /// only waits for the tail. Returns the bytes copied.
-fn copy_with_writeback(src: &mut File, dst: &mut File, progress: &dyn Progress) -> std::io::Result<u64> {
+fn copy_with_writeback(
+    src: &mut File,
+    dst: &mut File,
+    progress: &dyn Progress,
+) -> std::io::Result<u64> {
     let mut copied: u64 = 0;
     let mut kernel_copy = true;
     let mut buf: Vec<u8> = Vec::new();
@@ -275,7 +371,8 @@ fn copy_with_writeback(src: &mut File, dst: &mut File, progress: &dyn Progress) 
 pub fn read_small(path: &Path, size_hint: u64) -> Result<Vec<u8>> {
     let mut f = File::open(path).map_err(|e| Error::io("reading", path, e))?;
     let mut bytes = Vec::with_capacity(size_hint as usize);
-    f.read_to_end(&mut bytes).map_err(|e| Error::io("reading", path, e))?;
+    f.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("reading", path, e))?;
     Ok(bytes)
 }
 
@@ -319,7 +416,12 @@ mod sys {
         // SAFETY: plain syscall on an open descriptor. Failure only means the
         // final sync does all the work, so the result is ignored.
         unsafe {
-            libc::sync_file_range(f.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(
+                f.as_raw_fd(),
+                offset as i64,
+                len as i64,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
         }
     }
 
@@ -369,13 +471,22 @@ mod tests {
     fn ingest_copies_and_hashes_in_one_pass() {
         let (dir, s) = storage();
         let src = dir.path().join("big.bin");
-        let data: Vec<u8> = (0..(CHUNK * 2 + 777)).map(|i| (i * 7 % 256) as u8).collect();
+        let data: Vec<u8> = (0..(CHUNK * 2 + 777))
+            .map(|i| (i * 7 % 256) as u8)
+            .collect();
         fs::write(&src, &data).unwrap();
-        let (hash, size) = s.ingest(&src, ".bin", Durability::Immediate, &NoProgress).unwrap();
+        let (hash, size) = s
+            .ingest(&src, ".bin", Durability::Immediate, &NoProgress)
+            .unwrap();
         assert_eq!((hash, size), (ContentHash::of(&data), data.len() as u64));
         let key = object_key(&hash, ".bin");
         assert_eq!(fs::read(s.path_of(&key)).unwrap(), data);
-        assert!(fs::metadata(s.path_of(&key)).unwrap().permissions().readonly());
+        assert!(
+            fs::metadata(s.path_of(&key))
+                .unwrap()
+                .permissions()
+                .readonly()
+        );
         let (objects, staging) = s.list().unwrap();
         assert_eq!(objects.len(), 1);
         assert!(staging.is_empty(), "staging files left behind: {staging:?}");
@@ -388,10 +499,12 @@ mod tests {
         fs::write(&src, "x,y\n1,2\n").unwrap();
         let h = ContentHash::of(b"x,y\n1,2\n");
         let key = object_key(&h, ".csv");
-        s.put_file(&key, &src, Durability::Immediate, &NoProgress).unwrap();
+        s.put_file(&key, &src, Durability::Immediate, &NoProgress)
+            .unwrap();
         assert!(s.has(&key, 8));
         // Writing the same object again (e.g. a re-run after a crash) is harmless.
-        s.put_bytes(&key, b"x,y\n1,2\n", Durability::Deferred).unwrap();
+        s.put_bytes(&key, b"x,y\n1,2\n", Durability::Deferred)
+            .unwrap();
         s.sync_all().unwrap();
         assert_eq!(fs::read(s.path_of(&key)).unwrap(), b"x,y\n1,2\n");
         assert!(s.remove(&key).unwrap());

@@ -66,7 +66,10 @@ pub struct StorageUrl {
 impl StorageUrl {
     /// Parses a URL or a local path (relative paths resolve against `base`).
     pub fn parse(input: &str, base: &Path) -> Result<Self> {
-        let invalid = |reason: &str| Error::InvalidStorage { url: input.to_string(), reason: reason.to_string() };
+        let invalid = |reason: &str| Error::InvalidStorage {
+            url: input.to_string(),
+            reason: reason.to_string(),
+        };
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(invalid("it is empty"));
@@ -78,7 +81,9 @@ impl StorageUrl {
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "file" => {
                 if !rest.starts_with('/') {
-                    return Err(invalid("file:// URLs need an absolute path, e.g. file:///data/labmesh"));
+                    return Err(invalid(
+                        "file:// URLs need an absolute path, e.g. file:///data/labmesh",
+                    ));
                 }
                 return Ok(StorageUrl::local(Path::new(rest)));
             }
@@ -95,12 +100,18 @@ impl StorageUrl {
         if rest.trim_matches('/').is_empty() {
             return Err(invalid("the bucket (or host) is missing"));
         }
-        Ok(StorageUrl { url: trimmed.trim_end_matches('/').to_string(), kind })
+        Ok(StorageUrl {
+            url: trimmed.trim_end_matches('/').to_string(),
+            kind,
+        })
     }
 
     fn local(path: &Path) -> Self {
         let clean = normalize(path);
-        StorageUrl { url: format!("file://{}", clean.display()), kind: StorageKind::Local }
+        StorageUrl {
+            url: format!("file://{}", clean.display()),
+            kind: StorageKind::Local,
+        }
     }
 
     /// The local root directory, for `file://` URLs.
@@ -137,7 +148,9 @@ impl Storage {
     pub fn open(url: &StorageUrl, options: &[(String, String)]) -> Result<Self> {
         match url.local_path() {
             Some(root) => Ok(Storage::Local(LocalStorage::new(root))),
-            None => Ok(Storage::Cloud(CloudStorage::open(&url.url, url.kind, options)?)),
+            None => Ok(Storage::Cloud(CloudStorage::open(
+                &url.url, url.kind, options,
+            )?)),
         }
     }
 
@@ -167,12 +180,27 @@ mod tests {
         let base = Path::new("/home/lab");
         let local = StorageUrl::parse("data/../store", base).unwrap();
         assert_eq!(local.url, "file:///home/lab/store");
-        assert_eq!(local.local_path().unwrap(), PathBuf::from("/home/lab/store"));
+        assert_eq!(
+            local.local_path().unwrap(),
+            PathBuf::from("/home/lab/store")
+        );
         let s3 = StorageUrl::parse("s3://bucket/prefix/", base).unwrap();
-        assert_eq!((s3.url.as_str(), s3.kind), ("s3://bucket/prefix", StorageKind::S3));
-        assert_eq!(StorageUrl::parse("gs://b", base).unwrap().kind, StorageKind::Gcs);
-        assert_eq!(StorageUrl::parse("az://c/p", base).unwrap().kind, StorageKind::Azure);
-        assert_eq!(StorageUrl::parse("https://host/x", base).unwrap().kind, StorageKind::Http);
+        assert_eq!(
+            (s3.url.as_str(), s3.kind),
+            ("s3://bucket/prefix", StorageKind::S3)
+        );
+        assert_eq!(
+            StorageUrl::parse("gs://b", base).unwrap().kind,
+            StorageKind::Gcs
+        );
+        assert_eq!(
+            StorageUrl::parse("az://c/p", base).unwrap().kind,
+            StorageKind::Azure
+        );
+        assert_eq!(
+            StorageUrl::parse("https://host/x", base).unwrap().kind,
+            StorageKind::Http
+        );
         for bad in ["", "ftp://x", "s3://", "file://relative"] {
             assert!(StorageUrl::parse(bad, base).is_err(), "{bad:?}");
         }

@@ -26,11 +26,17 @@ fn a_folder_is_one_artifact_with_a_manifest_hash() {
     assert_eq!(paths, ["counts.csv", "meta/copy.json", "meta/sample.json"]);
     // Two equal files are stored once; plus the manifest.
     assert_eq!(objects(&lab.storage_root()).len(), 3);
-    let manifest = std::fs::read_to_string(
-        lab.storage_root().join(format!("objects/{}/{}.manifest", &a.hash.to_hex()[..2], a.hash)),
-    )
+    let manifest = std::fs::read_to_string(lab.storage_root().join(format!(
+        "objects/{}/{}.manifest",
+        &a.hash.to_hex()[..2],
+        a.hash
+    )))
     .unwrap();
-    assert_eq!(labmesh::ContentHash::of(manifest.as_bytes()), a.hash, "the folder's hash is its manifest's");
+    assert_eq!(
+        labmesh::ContentHash::of(manifest.as_bytes()),
+        a.hash,
+        "the folder's hash is its manifest's"
+    );
 
     // Same tree elsewhere: the existing artifact. A changed file: a new version.
     let again = lab.instance.save(&dir, &SaveOptions::default()).unwrap();
@@ -38,7 +44,11 @@ fn a_folder_is_one_artifact_with_a_manifest_hash() {
     lab.write("data/run42.zarr/counts.csv", "gene,count\nA,2\n");
     let v2 = lab.instance.save(&dir, &SaveOptions::default()).unwrap();
     assert!(matches!(v2.status, SaveStatus::NewVersion { .. }));
-    assert_eq!(objects(&lab.storage_root()).len(), 5, "unchanged files are not stored again");
+    assert_eq!(
+        objects(&lab.storage_root()).len(),
+        5,
+        "unchanged files are not stored again"
+    );
 }
 
 #[test]
@@ -47,10 +57,19 @@ fn cache_materializes_a_verified_folder() {
     let dir = make_run(&lab, "run7");
     let saved = lab.instance.save(&dir, &SaveOptions::default()).unwrap();
     let cached = lab.instance.cache(&saved.artifact.uid).unwrap();
-    assert_eq!(std::fs::read_to_string(cached.path.join("meta/sample.json")).unwrap(), "{\"id\": 42}");
-    assert_eq!(std::fs::read_to_string(cached.path.join("counts.csv")).unwrap(), "gene,count\nA,1\n");
+    assert_eq!(
+        std::fs::read_to_string(cached.path.join("meta/sample.json")).unwrap(),
+        "{\"id\": 42}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cached.path.join("counts.csv")).unwrap(),
+        "gene,count\nA,1\n"
+    );
     // Second call: same path, nothing re-done.
-    assert_eq!(lab.instance.cache(&saved.artifact.uid).unwrap().path, cached.path);
+    assert_eq!(
+        lab.instance.cache(&saved.artifact.uid).unwrap().path,
+        cached.path
+    );
     // Tampering with a materialized file (a hard link to the object) is caught.
     tamper(&cached.path.join("counts.csv"), b"gene,count\nA,999\n");
     let err = lab.instance.cache(&saved.artifact.uid).unwrap_err();
@@ -62,13 +81,19 @@ fn empty_folders_and_folder_links_are_refused() {
     let lab = Lab::new();
     let empty = lab.root().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let err = lab.instance.save(&empty, &SaveOptions::default()).unwrap_err();
+    let err = lab
+        .instance
+        .save(&empty, &SaveOptions::default())
+        .unwrap_err();
     assert!(err.to_string().contains("no files"), "{err}");
     #[cfg(unix)]
     {
         let dir = make_run(&lab, "linked");
         std::os::unix::fs::symlink(lab.root().join("empty"), dir.join("loop")).unwrap();
-        let err = lab.instance.save(&dir, &SaveOptions::default()).unwrap_err();
+        let err = lab
+            .instance
+            .save(&dir, &SaveOptions::default())
+            .unwrap_err();
         assert!(err.to_string().contains("link to a folder"), "{err}");
     }
     assert!(objects(&lab.storage_root()).is_empty());

@@ -16,10 +16,19 @@ pub struct Lab {
     pub instance: Instance,
 }
 
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Lab {
     pub fn new() -> Lab {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = InitOptions { user: Some("ada".into()), ..InitOptions::default() };
+        let opts = InitOptions {
+            user: Some("ada".into()),
+            ..InitOptions::default()
+        };
         let instance = Instance::init(dir.path().join("lab"), &opts).expect("init");
         Lab { dir, instance }
     }
@@ -48,7 +57,9 @@ impl Lab {
 /// Every object file under a storage root.
 pub fn objects(storage: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(shards) = std::fs::read_dir(storage.join("objects")) else { return out };
+    let Ok(shards) = std::fs::read_dir(storage.join("objects")) else {
+        return out;
+    };
     for shard in shards.flatten() {
         for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
             out.push(f.path());

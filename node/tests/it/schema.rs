@@ -8,7 +8,11 @@ use crate::Lab;
 #[test]
 fn an_older_schema_is_migrated_on_open_keeping_its_data() {
     let lab = Lab::new();
-    let saved = lab.instance.save(lab.write("x.txt", "x"), &SaveOptions::default()).unwrap().artifact;
+    let saved = lab
+        .instance
+        .save(lab.write("x.txt", "x"), &SaveOptions::default())
+        .unwrap()
+        .artifact;
     let db_path = lab.root().join(".labmesh/instance.db");
     // Rewind to what the first migration set produced: drop later tables and
     // the version, as an old labmesh would have left the file.
@@ -21,7 +25,10 @@ fn an_older_schema_is_migrated_on_open_keeping_its_data() {
         .unwrap();
     }
     let reopened = Instance::open(lab.root()).unwrap();
-    assert_eq!(reopened.info().unwrap().schema_version, migrate::latest_version());
+    assert_eq!(
+        reopened.info().unwrap().schema_version,
+        migrate::latest_version()
+    );
     assert_eq!(reopened.get(&saved.uid).unwrap().hash, saved.hash);
     let applied: i64 = reopened
         .connection()
@@ -30,7 +37,9 @@ fn an_older_schema_is_migrated_on_open_keeping_its_data() {
     assert_eq!(applied, migrate::latest_version());
     // And it works: folders need the migrated table.
     lab.write("d/f.txt", "f");
-    reopened.save(lab.root().join("d"), &SaveOptions::default()).unwrap();
+    reopened
+        .save(lab.root().join("d"), &SaveOptions::default())
+        .unwrap();
 }
 
 #[test]
@@ -62,16 +71,25 @@ fn a_database_built_by_the_first_migration_set_opens() {
     }
     std::fs::copy(&v1, &db_path).unwrap();
     let inst = Instance::open(lab.dir.path().join("lab")).unwrap();
-    assert_eq!(inst.info().unwrap().schema_version, migrate::latest_version());
+    assert_eq!(
+        inst.info().unwrap().schema_version,
+        migrate::latest_version()
+    );
 }
 
 #[test]
 fn a_newer_schema_is_refused_with_a_clear_message() {
     let lab = Lab::new();
     let db_path = lab.root().join(".labmesh/instance.db");
-    rusqlite::Connection::open(&db_path).unwrap().pragma_update(None, "user_version", 999).unwrap();
+    rusqlite::Connection::open(&db_path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
     let err = Instance::open(lab.root()).unwrap_err();
-    assert!(matches!(err, Error::SchemaTooNew { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, Error::SchemaTooNew { found: 999, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade labmesh"), "{err}");
 }
 
@@ -89,8 +107,14 @@ fn init_refuses_an_existing_instance_and_leaves_no_staging() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(lab.root().join(".labmesh/node.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(lab.root().join(".labmesh/node.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "the node key is owner-only");
     }
-    assert_eq!(lab.instance.node_key().unwrap().peer_id().to_string(), lab.instance.peer_id());
+    assert_eq!(
+        lab.instance.node_key().unwrap().peer_id().to_string(),
+        lab.instance.peer_id()
+    );
 }

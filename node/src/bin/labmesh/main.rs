@@ -22,7 +22,13 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// The instance directory (default: the current directory or a parent holding .labmesh/).
-    #[arg(long, global = true, env = "LABMESH_INSTANCE", value_name = "DIR", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LABMESH_INSTANCE",
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     instance: Option<PathBuf>,
 
     /// Print machine-readable JSON on stdout.
@@ -55,6 +61,8 @@ enum Command {
     Gc(commands::artifacts::GcArgs),
     /// Show the instance: location, node id, storage, counts, schema version.
     Info,
+    /// Run a guided tour on a fresh local instance (nothing to set up).
+    Demo(commands::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,7 +85,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = commands::Context { instance: cli.instance, json: cli.json };
+    let ctx = commands::Context {
+        instance: cli.instance,
+        json: cli.json,
+    };
     match cli.command {
         Command::Init(args) => commands::instance::init(&ctx, args),
         Command::Info => commands::instance::info(&ctx),
@@ -89,5 +100,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => commands::artifacts::delete(&ctx, args),
         Command::Restore(args) => commands::artifacts::restore(&ctx, args),
         Command::Gc(args) => commands::artifacts::gc(&ctx, args),
+        Command::Demo(args) => commands::demo::demo(&ctx, args),
     }
 }

@@ -18,14 +18,19 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Self {
-        Bars { enabled: std::io::stderr().is_terminal(), bar: Mutex::new(None) }
+        Bars {
+            enabled: std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+        }
     }
 }
 
 impl labmesh::Progress for Bars {
     fn start(&self, label: &str, total: u64) {
-        let bytes = matches!(label, "hashing" | "saving" | "downloading" | "verifying") && total >= MIN_BYTES;
-        let items = total >= MIN_ITEMS && matches!(label, "storing" | "checking objects" | "hashing files");
+        let bytes = matches!(label, "hashing" | "saving" | "downloading" | "verifying")
+            && total >= MIN_BYTES;
+        let items =
+            total >= MIN_ITEMS && matches!(label, "storing" | "checking objects" | "hashing files");
         if !self.enabled || !(bytes || items) {
             return;
         }

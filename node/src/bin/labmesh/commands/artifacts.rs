@@ -68,8 +68,14 @@ pub struct GcArgs {
 
 pub fn save(ctx: &Context, args: SaveArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
-    let opts = SaveOptions { key: args.key, description: args.description, revises: args.revises, version: args.version };
-    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) = args.paths.into_iter().partition(|p| p.is_dir());
+    let opts = SaveOptions {
+        key: args.key,
+        description: args.description,
+        revises: args.revises,
+        version: args.version,
+    };
+    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        args.paths.into_iter().partition(|p| p.is_dir());
     if (opts.key.is_some() || opts.revises.is_some()) && folders.len() + files.len() > 1 {
         anyhow::bail!("--key and --revises name one artifact; pass a single path with them");
     }
@@ -81,7 +87,11 @@ pub fn save(ctx: &Context, args: SaveArgs) -> anyhow::Result<()> {
         saved.push(instance.save(folder, &opts)?);
     }
     if ctx.json {
-        return if saved.len() == 1 { output::json(&saved[0]) } else { output::json(&saved) };
+        return if saved.len() == 1 {
+            output::json(&saved[0])
+        } else {
+            output::json(&saved)
+        };
     }
     for s in &saved {
         let verb = match &s.status {
@@ -98,7 +108,12 @@ pub fn save(ctx: &Context, args: SaveArgs) -> anyhow::Result<()> {
 
 pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
-    let opts = ListOptions { all_versions: args.all, trash: args.trash, key_prefix: args.prefix, limit: args.limit + 1 };
+    let opts = ListOptions {
+        all_versions: args.all,
+        trash: args.trash,
+        key_prefix: args.prefix,
+        limit: args.limit + 1,
+    };
     let mut rows = instance.list(&opts)?;
     let more = rows.len() > args.limit;
     rows.truncate(args.limit);
@@ -107,7 +122,11 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
     }
     let mut table = Table::new(&["uid", "key", "size", "created", "description"]);
     for a in &rows {
-        let kind = if a.kind == ArtifactKind::Folder { "/" } else { "" };
+        let kind = if a.kind == ArtifactKind::Folder {
+            "/"
+        } else {
+            ""
+        };
         table.row(vec![
             a.uid.clone(),
             format!("{}{kind}", a.key.as_deref().unwrap_or("-")),
@@ -117,7 +136,14 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
         ]);
     }
     if table.is_empty() {
-        eprintln!("{}", if args.trash { "the trash is empty" } else { "no artifacts yet; `labmesh save <path>` adds one" });
+        eprintln!(
+            "{}",
+            if args.trash {
+                "the trash is empty"
+            } else {
+                "no artifacts yet; `labmesh save <path>` adds one"
+            }
+        );
         return Ok(());
     }
     table.print();
@@ -148,10 +174,18 @@ pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
         ArtifactKind::File => None,
     };
     if ctx.json {
-        return output::json(&Description { artifact, location, versions, files });
+        return output::json(&Description {
+            artifact,
+            location,
+            versions,
+            files,
+        });
     }
     let a = &artifact;
-    let position = versions.iter().position(|v| v.uid == a.uid).map_or(0, |p| p + 1);
+    let position = versions
+        .iter()
+        .position(|v| v.uid == a.uid)
+        .map_or(0, |p| p + 1);
     let mut version = format!("{position} of {}", versions.len());
     if a.is_latest {
         version.push_str(" (latest)");
@@ -162,12 +196,36 @@ pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
     let mut pairs = vec![
         ("uid", a.uid.clone()),
         ("key", a.key.clone().unwrap_or_else(|| "-".into())),
-        ("description", a.description.clone().unwrap_or_else(|| "-".into())),
-        ("kind", format!("{}{}", a.kind.as_str(), if a.suffix.is_empty() { String::new() } else { format!(" ({})", a.suffix) })),
-        ("size", format!("{} ({} bytes)", output::size(a.size), a.size)),
+        (
+            "description",
+            a.description.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "kind",
+            format!(
+                "{}{}",
+                a.kind.as_str(),
+                if a.suffix.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", a.suffix)
+                }
+            ),
+        ),
+        (
+            "size",
+            format!("{} ({} bytes)", output::size(a.size), a.size),
+        ),
         ("hash", format!("blake3:{}", a.hash)),
         ("version", version),
-        ("created", format!("{} by {}", labmesh::time::rfc3339(a.created_at), a.created_by)),
+        (
+            "created",
+            format!(
+                "{} by {}",
+                labmesh::time::rfc3339(a.created_at),
+                a.created_by
+            ),
+        ),
         ("origin", a.origin.clone()),
         ("storage", a.storage.clone()),
         ("location", location),
@@ -179,7 +237,14 @@ pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
         pairs.push(("revises", r.clone()));
     }
     if let Some(t) = a.trashed_at {
-        pairs.push(("trashed", format!("{} (`labmesh restore {}`)", labmesh::time::rfc3339(t), a.uid)));
+        pairs.push((
+            "trashed",
+            format!(
+                "{} (`labmesh restore {}`)",
+                labmesh::time::rfc3339(t),
+                a.uid
+            ),
+        ));
     }
     output::fields(&pairs);
     if versions.len() > 1 {
@@ -190,7 +255,11 @@ pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
         println!();
         let mut table = Table::new(&["file", "size", "hash"]);
         for f in files.iter().take(20) {
-            table.row(vec![f.path.clone(), output::size(f.size), f.hash.to_hex()[..16].to_string()]);
+            table.row(vec![
+                f.path.clone(),
+                output::size(f.size),
+                f.hash.to_hex()[..16].to_string(),
+            ]);
         }
         table.print();
         if files.len() > 20 {
@@ -260,8 +329,15 @@ pub fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
             deleted.objects_removed,
             output::size(deleted.bytes_removed)
         );
-    } else if deleted.notices.iter().all(|n| !n.contains("already in the trash")) {
-        println!("moved {} {label} to the trash (`labmesh restore {}` brings it back)", deleted.uid, deleted.uid);
+    } else if deleted
+        .notices
+        .iter()
+        .all(|n| !n.contains("already in the trash"))
+    {
+        println!(
+            "moved {} {label} to the trash (`labmesh restore {}` brings it back)",
+            deleted.uid, deleted.uid
+        );
     }
     output::notices(&deleted.notices);
     Ok(())
@@ -280,11 +356,17 @@ pub fn restore(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
 
 pub fn gc(ctx: &Context, args: GcArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
-    let report = instance.gc(&GcOptions { dry_run: args.dry_run })?;
+    let report = instance.gc(&GcOptions {
+        dry_run: args.dry_run,
+    })?;
     if ctx.json {
         return output::json(&report);
     }
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     println!(
         "{verb} {} unreferenced object(s) ({}) and {} staging file(s) ({}); kept {} object(s)",
         report.unreferenced_objects,

@@ -37,19 +37,31 @@ pub fn init(ctx: &Context, args: InitArgs) -> anyhow::Result<()> {
         };
         storage_options.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let opts = InitOptions { name: args.name, storage: args.storage, storage_options, user: args.user };
+    let opts = InitOptions {
+        name: args.name,
+        storage: args.storage,
+        storage_options,
+        user: args.user,
+    };
     let instance = Instance::init(&args.dir, &opts)?;
     let info = instance.info()?;
     if ctx.json {
         return output::json(&info);
     }
-    println!("Initialized labmesh instance {:?} in {}", info.name, info.root.display());
+    println!(
+        "Initialized labmesh instance {:?} in {}",
+        info.name,
+        info.root.display()
+    );
     output::fields(&[
         ("node", info.peer_id.clone()),
         ("user", info.user.clone()),
         ("storage", info.storage.root.clone()),
     ]);
-    println!("\nNext: `labmesh save <file-or-folder>` inside {}", info.root.display());
+    println!(
+        "\nNext: `labmesh save <file-or-folder>` inside {}",
+        info.root.display()
+    );
     Ok(())
 }
 
@@ -64,8 +76,17 @@ pub fn info(ctx: &Context) -> anyhow::Result<()> {
         ("root", info.root.display().to_string()),
         ("node", info.peer_id.clone()),
         ("user", info.user.clone()),
-        ("storage", format!("{} ({})", info.storage.root, info.storage.kind)),
-        ("artifacts", format!("{} ({} versions, {} folders)", info.artifacts, info.versions, info.folders)),
+        (
+            "storage",
+            format!("{} ({})", info.storage.root, info.storage.kind),
+        ),
+        (
+            "artifacts",
+            format!(
+                "{} ({} versions, {} folders)",
+                info.artifacts, info.versions, info.folders
+            ),
+        ),
         ("content", output::size(info.bytes)),
         ("trash", info.trashed.to_string()),
         ("schema", format!("version {}", info.schema_version)),

@@ -2,6 +2,7 @@
 //! only wraps the library.
 
 pub mod artifacts;
+pub mod demo;
 pub mod instance;
 
 use std::path::PathBuf;
