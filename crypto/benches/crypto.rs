@@ -103,27 +103,6 @@ fn signatures(c: &mut Criterion) {
         b.iter(|| verify_batch(&public, black_box(&small), &small_sig).unwrap())
     });
 
-    // Not the format: what signing BLAKE3(payload) instead of the payload
-    // would cost, for comparison (SHA-512 inside ed25519 runs twice over
-    // the payload when signing, once when verifying).
-    let prehashed = |p: &[u8]| {
-        let mut msg = b"labmesh/change-batch-prehash/v0\0".to_vec();
-        msg.extend_from_slice(blake3::hash(p).as_bytes());
-        msg
-    };
-    group.bench_function("compare_blake3_prehash_sign_4KiB", |b| {
-        b.iter(|| key.sign(&prehashed(black_box(&payload))))
-    });
-    let pre_sig = key.sign(&prehashed(&payload));
-    group.bench_function("compare_blake3_prehash_verify_4KiB", |b| {
-        b.iter(|| {
-            public
-                .as_verifying_key()
-                .verify_strict(&prehashed(black_box(&payload)), pre_sig.as_dalek())
-                .unwrap()
-        })
-    });
-
     let signers: Vec<NodeKey> = (0..64u8).map(|i| self::key(100 + i)).collect();
     let payloads: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 4096]).collect();
     let items: Vec<(PublicKey, &[u8], Signature)> = signers

@@ -132,6 +132,9 @@ pub enum Error {
     #[error("node key: {0}")]
     Key(#[from] labmesh_crypto::KeyError),
 
+    #[error("token: {0}")]
+    Token(#[from] labmesh_crypto::TokenError),
+
     #[error("database {}: {source}", path.display())]
     Database {
         path: PathBuf,

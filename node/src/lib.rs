@@ -29,6 +29,7 @@
 //! - each public call is one transaction, and repeating it is harmless;
 //! - uids are global and random; integer ids never leave the node.
 
+pub mod access;
 pub mod artifact;
 pub mod config;
 pub mod db;

@@ -31,6 +31,7 @@ macro_rules! migrations {
 pub const MIGRATIONS: &[Migration] = migrations![
     1 => "0001_core",
     2 => "0002_objects",
+    3 => "0003_access",
 ];
 
 /// The schema version this binary writes.

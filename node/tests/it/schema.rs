@@ -14,13 +14,32 @@ fn an_older_schema_is_migrated_on_open_keeping_its_data() {
         .unwrap()
         .artifact;
     let db_path = lab.root().join(".labmesh/instance.db");
-    // Rewind to what the first migration set produced: drop later tables and
-    // the version, as an old labmesh would have left the file.
+    // Rewind to what the first migration set produced: drop every table a
+    // later migration added, and the version, as an old labmesh left the file.
     {
         let conn = rusqlite::Connection::open(&db_path).unwrap();
+        let v1_tables = [
+            "instance",
+            "node",
+            "user",
+            "storage",
+            "artifact",
+            "schema_migration",
+        ];
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for t in tables.iter().filter(|t| !v1_tables.contains(&t.as_str())) {
+            conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
+        }
         conn.execute_batch(
-            "DROP TABLE folder_entry; DROP TABLE verified_file;
-             DELETE FROM schema_migration WHERE version > 1; PRAGMA user_version = 1;",
+            "DELETE FROM schema_migration WHERE version > 1; PRAGMA user_version = 1;",
         )
         .unwrap();
     }

@@ -61,6 +61,16 @@ enum Command {
     Gc(commands::artifacts::GcArgs),
     /// Show the instance: location, node id, storage, counts, schema version.
     Info,
+    /// This node's identity (PeerId, public key, user); export/import identities.
+    Id(commands::access::IdArgs),
+    /// Issue a capability token to a collaborator (or delegate a narrower one).
+    Grant(commands::access::GrantArgs),
+    /// Inspect, verify or keep capability tokens.
+    Token(commands::access::TokenArgs),
+    /// Revoke a token: it and every token delegated from it stop working.
+    Revoke(commands::access::RevokeArgs),
+    /// List the tokens this node issued, received or delegated, with their state.
+    Tokens,
     /// Run a guided tour on a fresh local instance (nothing to set up).
     Demo(commands::demo::DemoArgs),
 }
@@ -101,5 +111,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => commands::artifacts::restore(&ctx, args),
         Command::Gc(args) => commands::artifacts::gc(&ctx, args),
         Command::Demo(args) => commands::demo::demo(&ctx, args),
+        Command::Id(args) => commands::access::id(&ctx, args),
+        Command::Grant(args) => commands::access::grant(&ctx, args),
+        Command::Token(args) => commands::access::token(&ctx, args),
+        Command::Revoke(args) => commands::access::revoke(&ctx, args),
+        Command::Tokens => commands::access::tokens(&ctx),
     }
 }

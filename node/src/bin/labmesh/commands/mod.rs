@@ -1,6 +1,7 @@
 //! One module per group of verbs; each handler parses nothing itself and
 //! only wraps the library.
 
+pub mod access;
 pub mod artifacts;
 pub mod demo;
 pub mod instance;
