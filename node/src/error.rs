@@ -142,7 +142,7 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
-    #[error("invalid argument: {0}")]
+    #[error("{0}")]
     InvalidArgument(String),
 }
 

@@ -40,9 +40,13 @@ pub mod instance;
 pub mod parallel;
 pub mod paths;
 pub mod progress;
+pub mod query;
+pub mod registry;
+pub mod search;
 pub mod similar;
 pub mod storage;
 pub mod suffix;
+pub mod tabular;
 pub mod time;
 pub mod uid;
 

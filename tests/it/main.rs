@@ -5,4 +5,5 @@ mod access;
 mod cli;
 mod configs;
 mod crash;
+mod registries;
 mod s3;

@@ -6,6 +6,7 @@
 //! without content. Both take the instance's exclusive storage lock, so
 //! they never remove an object a concurrent save has just written.
 
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::artifact::save::refresh_latest;
@@ -95,6 +96,22 @@ impl Instance {
             return Ok(deleted);
         }
 
+        // Collections are immutable versions: a member cannot vanish from one.
+        let in_collection: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT c.key || ' (' || c.uid || ')' FROM collection_artifact ca JOIN collection c ON c.id = ca.collection_id
+                 WHERE ca.artifact_id = ?1 LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([artifact.id], |r| r.get(0)).optional())
+            .db(&db)?;
+        if let Some(collection) = in_collection {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a member of collection {collection}; a collection version keeps its artifacts, \
+                 so it cannot be deleted for good (moving it to the trash works)",
+                artifact.uid
+            )));
+        }
         let _lock = self.storage_lock(LockMode::Exclusive)?;
         let members = match artifact.kind {
             ArtifactKind::Folder => self.folder_entries(&artifact)?,
@@ -103,6 +120,14 @@ impl Instance {
         let tx = write_txn(&self.conn).db(&db)?;
         tx.execute("DELETE FROM artifact WHERE id = ?1", [artifact.id])
             .db(&db)?;
+        let mut texts: Vec<(&str, &str)> = Vec::new();
+        if let Some(k) = &artifact.key {
+            texts.push(("key", k));
+        }
+        if let Some(d) = &artifact.description {
+            texts.push(("description", d));
+        }
+        crate::search::index::unindex(&tx, "artifact", artifact.id, &texts).db(&db)?;
         refresh_latest(&tx, artifact.stem()).db(&db)?;
         // Decide what is unreferenced inside the transaction, remove it after commit.
         let mut doomed = Vec::new();

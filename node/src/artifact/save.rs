@@ -434,6 +434,12 @@ impl Instance {
             }
         }
         self.record_written(src)?;
+        if let Some(key) = &src.key {
+            crate::search::index::index_text(tx, "artifact", id, "key", key).db(&db)?;
+        }
+        if let Some(d) = &opts.description {
+            crate::search::index::index_text(tx, "artifact", id, "description", d).db(&db)?;
+        }
         let stem = uid::stem(&uid).to_string();
         refresh_latest(tx, &stem).db(&db)?;
         if let Some(key) = &src.key {

@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     1 => "0001_core",
     2 => "0002_objects",
     3 => "0003_access",
+    4 => "0004_registries",
 ];
 
 /// The schema version this binary writes.

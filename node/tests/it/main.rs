@@ -4,6 +4,7 @@
 mod artifacts;
 mod folders;
 mod lifecycle;
+mod registries;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -18,6 +18,7 @@ fn an_older_schema_is_migrated_on_open_keeping_its_data() {
     // later migration added, and the version, as an old labmesh left the file.
     {
         let conn = rusqlite::Connection::open(&db_path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
         let v1_tables = [
             "instance",
             "node",
@@ -26,17 +27,18 @@ fn an_older_schema_is_migrated_on_open_keeping_its_data() {
             "artifact",
             "schema_migration",
         ];
-        let tables: Vec<String> = conn
-            .prepare(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for t in tables.iter().filter(|t| !v1_tables.contains(&t.as_str())) {
-            conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
+        // Virtual tables first: dropping one drops its shadow tables.
+        for kind in ["CREATE VIRTUAL TABLE%", "%"] {
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND sql LIKE ?1")
+                .unwrap()
+                .query_map([kind], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for t in tables.iter().filter(|t| !v1_tables.contains(&t.as_str())) {
+                conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
+            }
         }
         conn.execute_batch(
             "DELETE FROM schema_migration WHERE version > 1; PRAGMA user_version = 1;",

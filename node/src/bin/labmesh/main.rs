@@ -71,6 +71,26 @@ enum Command {
     Revoke(commands::access::RevokeArgs),
     /// List the tokens this node issued, received or delegated, with their state.
     Tokens,
+    /// Typed, hierarchical labels: add, ls, show, import.
+    Label(commands::registry::LabelArgs),
+    /// Features (typed annotation dimensions): add, ls.
+    Feature(commands::registry::FeatureArgs),
+    /// Label an artifact and set feature values on it.
+    Annotate(commands::registry::AnnotateArgs),
+    /// Schemas (feature sets): add, show.
+    Schema(commands::registry::SchemaArgs),
+    /// Collections of artifacts, versioned: add, show, ls.
+    Collection(commands::registry::CollectionArgs),
+    /// Query a registry with the filter language.
+    Filter(commands::registry::FilterArgs),
+    /// Ranked, typo-tolerant search in a registry.
+    Search(commands::registry::SearchArgs),
+    /// Check values against a registry's names: valid or not, per value.
+    Validate(commands::registry::ValuesArgs),
+    /// Like validate, with case and synonym fixes and did-you-mean.
+    Inspect(commands::registry::ValuesArgs),
+    /// Map values to canonical names through case and synonyms.
+    Standardize(commands::registry::ValuesArgs),
     /// Run a guided tour on a fresh local instance (nothing to set up).
     Demo(commands::demo::DemoArgs),
 }
@@ -111,6 +131,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => commands::artifacts::restore(&ctx, args),
         Command::Gc(args) => commands::artifacts::gc(&ctx, args),
         Command::Demo(args) => commands::demo::demo(&ctx, args),
+        Command::Label(args) => commands::registry::label(&ctx, args),
+        Command::Feature(args) => commands::registry::feature(&ctx, args),
+        Command::Annotate(args) => commands::registry::annotate(&ctx, args),
+        Command::Schema(args) => commands::registry::schema(&ctx, args),
+        Command::Collection(args) => commands::registry::collection(&ctx, args),
+        Command::Filter(args) => commands::registry::filter(&ctx, args),
+        Command::Search(args) => commands::registry::search(&ctx, args),
+        Command::Validate(args) => commands::registry::validate(&ctx, args),
+        Command::Inspect(args) => commands::registry::inspect(&ctx, args),
+        Command::Standardize(args) => commands::registry::standardize(&ctx, args),
         Command::Id(args) => commands::access::id(&ctx, args),
         Command::Grant(args) => commands::access::grant(&ctx, args),
         Command::Token(args) => commands::access::token(&ctx, args),

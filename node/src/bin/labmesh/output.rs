@@ -87,6 +87,15 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Quotes a CSV cell when it needs it (RFC 4180).
+pub fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// Shortens long text for a table cell.
 pub fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -5,6 +5,7 @@ pub mod access;
 pub mod artifacts;
 pub mod demo;
 pub mod instance;
+pub mod registry;
 
 use std::path::PathBuf;
 use std::sync::Arc;

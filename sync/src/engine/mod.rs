@@ -1,0 +1,528 @@
+//! The sync protocol as an I/O-free state machine.
+//!
+//! The driver owns the clock, the network and the storage. It calls the
+//! engine with an input — a local write, a message from a peer, a timer
+//! tick, a peer coming or going — and the current time, and gets back an
+//! [`Output`]: messages to send, [`Effect`]s to apply to storage, and
+//! [`Event`]s to report. The driver applies the effects atomically (one
+//! transaction) before it gives the engine its next input, so the engine's
+//! reads through [`Store`] always see its earlier writes. The engine keeps
+//! only soft state in memory (peers, pulls in flight, a bootstrap in
+//! progress), all of which can be lost in a restart without losing data.
+
+mod apply;
+mod overlay;
+mod repair;
+mod serve;
+mod snapshot;
+mod traits;
+mod write;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use labmesh_crypto::{NodeKey, PublicKey};
+
+pub use traits::{Access, Store};
+pub use write::{LocalWrite, Receipt, Written};
+
+use crate::doc::{Heads, RecordView};
+use crate::error::{StoreError, WireError};
+use crate::hlc::{Hlc, HlcClock};
+use crate::ids::{RecordUid, ScopeId};
+use crate::wire::{Marks, Message};
+
+/// Tunables. The defaults suit a LAN or the simulator.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A remote clock further ahead of ours than this is flagged.
+    pub max_drift_ms: u64,
+    /// Budget of one response (batches, snapshot chunk, documents), below
+    /// [`crate::wire::limits::MAX_MESSAGE_BYTES`].
+    pub max_response_bytes: usize,
+    /// Records per snapshot chunk.
+    pub snapshot_chunk_records: usize,
+    /// Items per bucket page during repair.
+    pub bucket_page: usize,
+    /// After this long without an answer, a pull or a snapshot request is
+    /// sent again.
+    pub retry_ms: u64,
+    /// Threads that load snapshot documents (1 = on the calling thread).
+    /// Results do not depend on it.
+    pub threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_drift_ms: 60_000,
+            max_response_bytes: 1 << 20,
+            snapshot_chunk_records: 1024,
+            bucket_page: 4096,
+            retry_ms: 2_000,
+            threads: 1,
+        }
+    }
+}
+
+/// A message for one peer, encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The recipient.
+    pub to: PublicKey,
+    /// The encoded [`Message`].
+    pub bytes: Vec<u8>,
+}
+
+/// A storage write. Apply all effects of one [`Output`] in one transaction,
+/// in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Store a record's document and update its row from `view`; replace the
+    /// record's old `digest` in bucket `bucket` by the new one.
+    PutDocument {
+        /// The scope.
+        scope: ScopeId,
+        /// The record.
+        uid: RecordUid,
+        /// The whole document (an automerge save).
+        doc: Vec<u8>,
+        /// The materialized row.
+        view: RecordView,
+        /// The document's heads.
+        heads: Heads,
+        /// The record's anti-entropy digest ([`crate::digest::record_digest`]).
+        digest: [u8; 16],
+        /// Its bucket ([`crate::digest::bucket_of`]).
+        bucket: u16,
+    },
+    /// Keep a signed batch to serve it to peers (ignore if already stored).
+    StoreBatch {
+        /// The scope.
+        scope: ScopeId,
+        /// The origin.
+        origin: PublicKey,
+        /// First sequence number.
+        first_seq: u64,
+        /// Last sequence number.
+        last_seq: u64,
+        /// The signed batch, as relayed.
+        bytes: Vec<u8>,
+    },
+    /// Raise the high-water mark of (scope, origin) to `seq`.
+    SetMark {
+        /// The scope.
+        scope: ScopeId,
+        /// The origin.
+        origin: PublicKey,
+        /// The new mark.
+        seq: u64,
+    },
+    /// This node's own feed head: restore the engine from it after a restart.
+    LocalHead {
+        /// Last sequence number used.
+        seq: u64,
+        /// Last HLC used.
+        hlc: Hlc,
+    },
+}
+
+/// Why a change was not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The origin held no write right on the scope at the change's time.
+    NotAuthorized,
+    /// The change was not made by the origin's actor, or does not parse.
+    Invalid(String),
+}
+
+/// Something the driver should know about (log it, count it, show it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A change was refused and not applied.
+    Rejected {
+        /// Who made it.
+        origin: PublicKey,
+        /// The scope.
+        scope: ScopeId,
+        /// The record, if known.
+        uid: Option<RecordUid>,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A remote clock ahead of ours by more than the configured drift; its
+    /// changes were still applied.
+    ClockAhead {
+        /// Whose clock.
+        origin: PublicKey,
+        /// How far ahead of our wall clock.
+        ahead_ms: u64,
+    },
+    /// We refused to serve `peer` a scope it may not read.
+    Denied {
+        /// The peer.
+        peer: PublicKey,
+        /// The scope.
+        scope: ScopeId,
+    },
+    /// A peer refused to serve us a scope.
+    RefusedBy {
+        /// The peer.
+        peer: PublicKey,
+        /// The scope.
+        scope: ScopeId,
+    },
+    /// A message was refused whole; nothing in it was applied.
+    BadMessage {
+        /// The sender.
+        peer: PublicKey,
+        /// Why.
+        error: WireError,
+    },
+    /// The store failed; the input was dropped (the protocol retries).
+    StoreFailed {
+        /// The error's text.
+        error: String,
+    },
+    /// A snapshot bootstrap finished.
+    Bootstrapped {
+        /// The scope.
+        scope: ScopeId,
+        /// Records received.
+        records: u64,
+    },
+    /// Drift repair changed records.
+    Repaired {
+        /// The scope.
+        scope: ScopeId,
+        /// Records changed.
+        records: usize,
+    },
+}
+
+/// What one call produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Messages to send.
+    pub messages: Vec<Outgoing>,
+    /// Storage writes, to apply atomically before the next call.
+    pub effects: Vec<Effect>,
+    /// Things to report.
+    pub events: Vec<Event>,
+}
+
+impl Output {
+    fn send(&mut self, to: PublicKey, message: &Message) {
+        self.messages.push(Outgoing {
+            to,
+            bytes: message.encode(),
+        });
+    }
+
+    fn store_failed(error: StoreError) -> Output {
+        Output {
+            events: vec![Event::StoreFailed {
+                error: error.to_string(),
+            }],
+            ..Output::default()
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Remote clocks flagged as too far ahead.
+    pub clock_warnings: u64,
+    /// Changes rejected (unauthorised or invalid).
+    pub rejected: u64,
+    /// Messages refused whole.
+    pub bad_messages: u64,
+}
+
+/// A snapshot bootstrap in progress.
+#[derive(Clone, Debug)]
+struct Bootstrap {
+    peer: PublicKey,
+    /// The server's marks, from the first chunk.
+    marks: Option<Marks>,
+    /// Resume point.
+    after: Option<RecordUid>,
+    records: u64,
+    last_progress_ms: u64,
+}
+
+/// The sync state machine of one node.
+pub struct Engine {
+    key: NodeKey,
+    me: PublicKey,
+    config: Config,
+    clock: HlcClock,
+    last_seq: u64,
+    /// Connected peers and the scopes we share with each.
+    peers: BTreeMap<PublicKey, BTreeSet<ScopeId>>,
+    /// Pulls sent after an announce: (scope, origin) -> (peer, when).
+    inflight: BTreeMap<(ScopeId, PublicKey), (PublicKey, u64)>,
+    bootstraps: BTreeMap<ScopeId, Bootstrap>,
+    /// (scope, origin) whose next stored batch waits for another origin's
+    /// change; retried from our own store on `tick`.
+    blocked: BTreeSet<(ScopeId, PublicKey)>,
+    /// Consecutive summaries from a peer whose documents differed.
+    mismatches: BTreeMap<(PublicKey, ScopeId), u32>,
+    /// Consecutive summaries from a peer whose marks differed.
+    lagging: BTreeMap<(PublicKey, ScopeId), u32>,
+    /// Digests of batches whose signature verified (bounded, oldest first).
+    verified: VerifiedBatches,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An engine for the node with `key`, resuming from the feed head in `store`.
+    pub fn new(key: NodeKey, config: Config, store: &dyn Store) -> Result<Engine, StoreError> {
+        let me = key.public_key();
+        let (last_seq, last_hlc) = store.local_head()?;
+        Ok(Engine {
+            clock: HlcClock::new(&me, last_hlc, config.max_drift_ms),
+            key,
+            me,
+            config,
+            last_seq,
+            peers: BTreeMap::new(),
+            inflight: BTreeMap::new(),
+            bootstraps: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            mismatches: BTreeMap::new(),
+            lagging: BTreeMap::new(),
+            verified: VerifiedBatches::default(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// This node's public key.
+    pub fn id(&self) -> PublicKey {
+        self.me
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The last HLC read or observed.
+    pub fn clock(&self) -> Hlc {
+        self.clock.last()
+    }
+
+    /// Whether a snapshot bootstrap of `scope` is in progress.
+    pub fn bootstrapping(&self, scope: &ScopeId) -> bool {
+        self.bootstraps.contains_key(scope)
+    }
+
+    /// A peer connected (authenticated by the transport) and both sides
+    /// sync `scopes`. Starts anti-entropy with it at once.
+    pub fn connect(
+        &mut self,
+        now_ms: u64,
+        peer: PublicKey,
+        scopes: &[ScopeId],
+        store: &dyn Store,
+        access: &dyn Access,
+    ) -> Output {
+        let _ = now_ms;
+        self.peers
+            .entry(peer)
+            .or_default()
+            .extend(scopes.iter().cloned());
+        let mut out = Output::default();
+        for scope in scopes {
+            if let Err(e) = self.send_summary(peer, scope, store, access, &mut out) {
+                return Output::store_failed(e);
+            }
+        }
+        out
+    }
+
+    /// A peer went away.
+    pub fn disconnect(&mut self, peer: &PublicKey) {
+        self.peers.remove(peer);
+        self.mismatches.retain(|(p, _), _| p != peer);
+        self.lagging.retain(|(p, _), _| p != peer);
+        self.inflight.retain(|_, (p, _)| p != peer);
+    }
+
+    fn shares(&self, peer: &PublicKey, scope: &ScopeId) -> bool {
+        self.peers.get(peer).is_some_and(|s| s.contains(scope))
+    }
+
+    /// Peers we share `scope` with, that may read it, except `except`.
+    fn readers(
+        &self,
+        scope: &ScopeId,
+        except: Option<&PublicKey>,
+        access: &dyn Access,
+    ) -> Vec<PublicKey> {
+        self.peers
+            .iter()
+            .filter(|(p, scopes)| {
+                Some(*p) != except && scopes.contains(scope) && access.may_read(p, scope)
+            })
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Timer: anti-entropy summaries to every peer, retries of blocked
+    /// batches and stalled bootstraps. Call every few seconds.
+    pub fn tick(&mut self, now_ms: u64, store: &dyn Store, access: &dyn Access) -> Output {
+        let mut out = Output::default();
+        let retry = self.config.retry_ms;
+        self.inflight
+            .retain(|_, (_, since)| now_ms.saturating_sub(*since) < retry);
+        if let Err(e) = self.retry_blocked(now_ms, store, access, &mut out) {
+            return Output::store_failed(e);
+        }
+        self.retry_bootstraps(now_ms, &mut out);
+        let peers: Vec<(PublicKey, Vec<ScopeId>)> = self
+            .peers
+            .iter()
+            .map(|(p, s)| (*p, s.iter().cloned().collect()))
+            .collect();
+        for (peer, scopes) in peers {
+            for scope in scopes {
+                if self.bootstraps.contains_key(&scope) {
+                    continue;
+                }
+                if let Err(e) = self.send_summary(peer, &scope, store, access, &mut out) {
+                    return Output::store_failed(e);
+                }
+            }
+        }
+        out
+    }
+
+    /// A message from an authenticated peer. Malformed, oversized or badly
+    /// signed input is refused whole, with a [`Event::BadMessage`] and no effects.
+    pub fn handle(
+        &mut self,
+        now_ms: u64,
+        from: PublicKey,
+        bytes: &[u8],
+        store: &dyn Store,
+        access: &dyn Access,
+    ) -> Output {
+        let message = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(error) => return self.bad_message(from, error),
+        };
+        let result = match message {
+            Message::Announce { scope, marks } => {
+                self.on_announce(now_ms, from, scope, marks, store)
+            }
+            Message::Pull { scope, full, marks } => {
+                self.on_pull(from, scope, full, marks, store, access)
+            }
+            Message::Batches {
+                scope,
+                more,
+                batches,
+            } => self.on_batches(now_ms, from, scope, more, batches, store, access),
+            Message::Summary {
+                scope,
+                marks_digest,
+                docs_digest,
+            } => self.on_summary(from, scope, marks_digest, docs_digest, store),
+            Message::Buckets { scope, digests } => {
+                self.on_buckets(from, scope, digests, store, access)
+            }
+            Message::BucketItems {
+                scope,
+                bucket,
+                after,
+                upto,
+                items,
+            } => self.on_bucket_items(from, scope, bucket, after, upto, items, store, access),
+            Message::Docs { scope, docs, want } => {
+                self.on_docs(from, scope, docs, want, store, access)
+            }
+            Message::SnapshotRequest { scope, after } => {
+                self.on_snapshot_request(from, scope, after, store, access)
+            }
+            Message::SnapshotChunk {
+                scope,
+                marks,
+                records,
+                next,
+            } => self.on_snapshot_chunk(now_ms, from, scope, marks, records, next, store, access),
+            Message::Denied { scope } => {
+                self.bootstraps
+                    .retain(|s, b| !(*s == scope && b.peer == from));
+                Ok(Output {
+                    events: vec![Event::RefusedBy { peer: from, scope }],
+                    ..Output::default()
+                })
+            }
+        };
+        match result {
+            Ok(out) => out,
+            Err(Failure::Store(e)) => Output::store_failed(e),
+            Err(Failure::Bad(error)) => self.bad_message(from, error),
+        }
+    }
+
+    fn bad_message(&mut self, peer: PublicKey, error: WireError) -> Output {
+        self.stats.bad_messages += 1;
+        Output {
+            events: vec![Event::BadMessage { peer, error }],
+            ..Output::default()
+        }
+    }
+}
+
+/// Batches already verified: gossip delivers the same batch from several
+/// peers, and a strict signature check costs ~50 µs. Keyed by the BLAKE3 of
+/// the signed bytes, so a hit means the identical bytes verified before.
+#[derive(Default)]
+struct VerifiedBatches {
+    set: BTreeSet<[u8; 32]>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl VerifiedBatches {
+    const CAPACITY: usize = 8192;
+
+    fn check(&mut self, batch: &crate::feed::SignedBatch) -> Result<(), WireError> {
+        let digest = *blake3::hash(&batch.to_bytes()).as_bytes();
+        if self.set.contains(&digest) {
+            return Ok(());
+        }
+        batch.verify()?;
+        if self.order.len() >= Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.set.insert(digest);
+        self.order.push_back(digest);
+        Ok(())
+    }
+}
+
+/// Why handling an input stopped; either way, no effects are returned.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Store(StoreError),
+    Bad(WireError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<overlay::LoadError> for Failure {
+    fn from(e: overlay::LoadError) -> Self {
+        match e {
+            overlay::LoadError::Store(e) => Failure::Store(e),
+            overlay::LoadError::Doc(e) => Failure::Store(StoreError::new(e)),
+        }
+    }
+}

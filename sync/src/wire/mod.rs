@@ -1,0 +1,56 @@
+//! The protocol's messages and their binary encoding.
+//!
+//! ```text
+//! message  = version u8 (= 1) || kind u8 || body          (≤ MAX_MESSAGE_BYTES)
+//! scope    = u8 len || utf-8      uid = u8 len || base62     opt_uid = flag u8 || [uid]
+//! marks    = u32 count (≤ MAX_MARKS) || (origin 32 || seq u64) × count, origins strictly increasing
+//!
+//! 1 Announce        scope || marks                          "my feed positions moved"
+//! 2 Pull            scope || full flag || marks              "these are mine; send what I lack"
+//! 3 Batches         scope || more flag || u32 n || (u32 len || signed batch) × n
+//! 4 Summary         scope || marks_digest 32 || docs_digest 32
+//! 5 Buckets         scope || u32 n (= BUCKETS) || digest 16 × n
+//! 6 BucketItems     scope || bucket u16 || after opt_uid || upto opt_uid
+//!                   || u32 n || (uid || digest 16) × n
+//! 7 Docs            scope || u32 n || (uid || u32 len || document) × n || u32 m || uid × m
+//! 8 SnapshotRequest scope || after opt_uid
+//! 9 SnapshotChunk   scope || marks || u32 n || (uid || u32 len || document) × n || next opt_uid
+//! 10 Denied         scope
+//! ```
+//!
+//! Decoding checks the total size first, then every field in order, and
+//! returns the first problem as a [`WireError`]; nothing is allocated beyond
+//! what the input holds, and a batch's signature is checked later, by the
+//! engine, before anything in it is used.
+
+pub(crate) mod codec;
+mod message;
+
+pub use message::{Marks, Message};
+
+/// Protocol limits. A peer that exceeds one is refused, never truncated.
+pub mod limits {
+    /// Protocol version spoken by this build.
+    pub const VERSION: u8 = 1;
+    /// Largest message, in bytes.
+    pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+    /// Largest signed batch body, in bytes.
+    pub const MAX_BATCH_BYTES: usize = 1 << 20;
+    /// Most entries in one batch.
+    pub const MAX_BATCH_ENTRIES: usize = 512;
+    /// Largest automerge change in a feed entry.
+    pub const MAX_CHANGE_BYTES: usize = 64 << 10;
+    /// Largest record document in a snapshot or repair. automerge inflates
+    /// compressed columns without an output cap; this bounds the damage.
+    pub const MAX_DOC_BYTES: usize = 256 << 10;
+    /// Most batches in one message.
+    pub const MAX_BATCHES_PER_MESSAGE: usize = 64;
+    /// Most (origin, seq) marks in one message: origins of one scope.
+    pub const MAX_MARKS: usize = 4096;
+    /// Most records (documents or wanted uids) in one message.
+    pub const MAX_RECORDS_PER_MESSAGE: usize = 4096;
+    /// Most (uid, digest) items in one message.
+    pub const MAX_BUCKET_ITEMS: usize = 16384;
+    /// Buckets of the anti-entropy summary.
+    pub const BUCKETS: usize = 64;
+}

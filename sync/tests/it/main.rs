@@ -1,0 +1,7 @@
+//! Integration tests of labmesh-sync: engines driven the way the node will
+//! drive them, over the in-memory store.
+
+mod engine;
+mod harness;
+mod props;
+mod wire;
