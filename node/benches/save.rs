@@ -103,6 +103,23 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
+    // Issue 6: the same bulk save into an instance that shares everything
+    // (every record gets a document, a feed entry, a signed batch), and the
+    // single save path again now that sync exists, for the unshared cost.
+    let shared = Instance::init(work.path().join("shared-lab"), &InitOptions::default()).unwrap();
+    shared.share("instance").unwrap();
+    group.bench_function("bulk_1000_files_one_call_shared_scope", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let files = fresh_files(work.path(), 1000);
+                let start = Instant::now();
+                shared.save_many(&files, &opts).unwrap();
+                total += start.elapsed();
+            }
+            total
+        })
+    });
     group.finish();
 }
 

@@ -14,6 +14,9 @@ pub struct Config {
     pub instance: InstanceSection,
     pub user: UserSection,
     pub storage: StorageSection,
+    /// The node daemon's network settings (listen addresses, mDNS, limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<labmesh_sync::net::NetConfig>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -55,6 +58,37 @@ impl Config {
         format!(
             "# labmesh instance configuration. Cloud credentials come from the environment.\n\n{body}"
         )
+    }
+
+    /// The network settings: `[mesh]` if present (else the defaults:
+    /// QUIC and TCP on port 4001, mDNS on), then the environment:
+    /// `LABMESH_LISTEN` (comma-separated multiaddrs) and `LABMESH_MDNS`
+    /// (`0`/`false` turns discovery off).
+    pub fn net(&self) -> Result<labmesh_sync::net::NetConfig> {
+        let mut net = self.mesh.clone().unwrap_or_default();
+        if let Ok(listen) = std::env::var("LABMESH_LISTEN")
+            && !listen.trim().is_empty()
+        {
+            net.listen = listen
+                .split(',')
+                .map(|a| {
+                    a.trim().parse().map_err(|e| {
+                        Error::InvalidArgument(format!(
+                            "LABMESH_LISTEN: {a:?} is not a multiaddr ({e})"
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?;
+        }
+        if let Ok(mdns) = std::env::var("LABMESH_MDNS") {
+            net.mdns = !matches!(
+                mdns.trim().to_ascii_lowercase().as_str(),
+                "0" | "false" | "off" | "no"
+            );
+        }
+        net.validate()
+            .map_err(|e| Error::InvalidArgument(format!("[mesh]: {e}")))?;
+        Ok(net)
     }
 
     /// Storage options as (key, value) pairs for `object_store`.

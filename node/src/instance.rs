@@ -61,6 +61,9 @@ pub struct Instance {
     pub(crate) default_storage: StorageRecord,
     storages: RefCell<HashMap<i64, Storage>>,
     pub(crate) progress: Arc<dyn Progress + Send>,
+    /// Sync messages produced by local writes of shared records.
+    pub(crate) outbox: crate::mesh::Outbox,
+    pub(crate) pending: crate::mesh::Pending,
 }
 
 impl std::fmt::Debug for Instance {
@@ -190,6 +193,8 @@ impl Instance {
             default_storage,
             storages: RefCell::new(HashMap::new()),
             progress: Arc::new(NoProgress),
+            outbox: crate::mesh::Outbox::default(),
+            pending: crate::mesh::Pending::default(),
         })
     }
 
@@ -226,6 +231,11 @@ impl Instance {
 
     pub fn default_storage(&self) -> &StorageRecord {
         &self.default_storage
+    }
+
+    /// The instance's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The database connection, for advanced read-only queries.

@@ -32,14 +32,17 @@
 pub mod access;
 pub mod artifact;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod error;
 pub mod failpoint;
 pub mod hash;
 pub mod instance;
+pub mod mesh;
 pub mod parallel;
 pub mod paths;
 pub mod progress;
+pub mod provenance;
 pub mod query;
 pub mod registry;
 pub mod search;

@@ -129,6 +129,19 @@ impl HlcClock {
         }
     }
 
+    /// Folds in a reading this node made elsewhere (another process of
+    /// the same node, read back from the feed head), so the clock never
+    /// reads below it.
+    pub fn observe_local(&mut self, earlier: Hlc) {
+        if (earlier.ms, earlier.logical) > (self.last.ms, self.last.logical) {
+            self.last = Hlc {
+                ms: earlier.ms,
+                logical: earlier.logical,
+                node: self.node,
+            };
+        }
+    }
+
     fn tick_after(&self, last: Hlc) -> Hlc {
         match last.logical.checked_add(1) {
             Some(logical) => Hlc {

@@ -82,6 +82,7 @@
 //! | [`digest`] | bucketed (uid, heads) digests and marks digests for anti-entropy |
 //! | [`rules`] | deterministic `is_latest` and duplicate rules |
 //! | [`memory`] | an in-memory [`Store`] and a static ACL, for tests and the simulator |
+//! | `net` | (feature `net`) the libp2p transport: sync messages, gossip, content streams |
 //! | [`ids`], [`error`] | validated scope ids and uids; error types |
 
 #![forbid(unsafe_code)]
@@ -95,6 +96,8 @@ pub mod feed;
 pub mod hlc;
 pub mod ids;
 pub mod memory;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod rules;
 pub mod wire;
 

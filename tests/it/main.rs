@@ -5,5 +5,6 @@ mod access;
 mod cli;
 mod configs;
 mod crash;
+mod provenance;
 mod registries;
 mod s3;

@@ -102,7 +102,13 @@ impl Instance {
         self.check_scope_exists(&scope)?;
         let key = self.node_key()?;
         let token = Token::issue(&key, *holder, role, scope, not_before, expires);
+        let tx = crate::db::write_txn(&self.conn).db(&self.db_path())?;
         self.record_token(&token, TokenKind::Issued)?;
+        if role >= Role::Write {
+            // Replicas judge this holder's changes from the grant itself.
+            self.share_grant(&tx, &token)?;
+        }
+        tx.commit().db(&self.db_path())?;
         Ok(token)
     }
 
@@ -169,14 +175,18 @@ impl Instance {
     /// that contains the block stops verifying here at once, and on peers
     /// once the revocation has synced.
     pub fn revoke(&self, id: &BlockId, reason: Option<&str>) -> Result<bool> {
-        let inserted = self
-            .conn
+        let tx = crate::db::write_txn(&self.conn).db(&self.db_path())?;
+        let inserted = tx
             .execute(
                 "INSERT INTO revocation (block_id, reason, revoked_at, origin_id) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (block_id) DO NOTHING",
                 params![id.to_string(), reason, now_ms(), self.self_node_id],
             )
             .db(&self.db_path())?;
+        if inserted == 1 {
+            self.share_revocation(&tx, &id.to_string(), reason)?;
+        }
+        tx.commit().db(&self.db_path())?;
         Ok(inserted == 1)
     }
 

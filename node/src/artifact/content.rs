@@ -60,6 +60,8 @@ impl Instance {
                 path
             }
         };
+        // Provenance: an input of the current run, if one is active.
+        self.record_input(artifact)?;
         Ok(CachedContent {
             uid: artifact.uid.clone(),
             path,
@@ -99,10 +101,27 @@ impl Instance {
             Storage::Local(local) => {
                 let path = local.path_of(&key);
                 if !path.is_file() {
-                    return Err(Error::ContentMissing {
-                        uid: artifact.uid.clone(),
-                        location: path.display().to_string(),
-                    });
+                    // Not here: peers known to hold it may serve it.
+                    if self.holders(hash)?.is_empty() {
+                        return Err(Error::ContentMissing {
+                            uid: artifact.uid.clone(),
+                            location: path.display().to_string(),
+                        });
+                    }
+                    self.progress.start("downloading", size);
+                    let fetched = self.fetch_object(hash, size, &path);
+                    self.progress.finish();
+                    let n = fetched?;
+                    // Sealed like any object; the transport verified BLAKE3 and size.
+                    let mut perms = std::fs::metadata(&path)
+                        .map_err(|e| Error::io("reading", &path, e))?
+                        .permissions();
+                    perms.set_readonly(true);
+                    std::fs::set_permissions(&path, perms)
+                        .map_err(|e| Error::io("sealing", &path, e))?;
+                    self.record_verified(&path, hash)?;
+                    self.note_location(hash, &self.peer_id.clone())?;
+                    return Ok((path, n));
                 }
                 self.verify_file(&path, artifact, hash, size)?;
                 Ok((path, 0))
@@ -256,7 +275,11 @@ impl Instance {
     /// A folder artifact as a local directory: its files hard-linked (or
     /// copied) from verified objects into `.labmesh/cache/folders/`.
     fn materialize_folder(&self, storage: &Storage, artifact: &Artifact) -> Result<(PathBuf, u64)> {
-        let entries = self.folder_entries(artifact)?;
+        let mut entries = self.folder_entries(artifact)?;
+        if entries.is_empty() {
+            // A folder from a peer: its manifest comes first, then its files.
+            entries = self.fetch_manifest(storage, artifact)?;
+        }
         let dest = self
             .paths
             .cache()
@@ -302,6 +325,79 @@ impl Instance {
             return Err(e);
         }
         Ok((dest, downloaded))
+    }
+
+    /// Gets a remote folder's manifest (from storage, else from peers) and
+    /// records its entries.
+    fn fetch_manifest(
+        &self,
+        storage: &Storage,
+        artifact: &Artifact,
+    ) -> Result<Vec<crate::hash::manifest::Entry>> {
+        let key = object_key(&artifact.hash, MANIFEST_SUFFIX);
+        let Storage::Local(local) = storage else {
+            return Err(Error::ContentMissing {
+                uid: artifact.uid.clone(),
+                location: storage.location(&key),
+            });
+        };
+        let path = local.path_of(&key);
+        if !path.is_file() {
+            let size: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT doc FROM sync_document WHERE uid = ?1 LIMIT 1")
+                .and_then(|mut s| {
+                    s.query_row([&artifact.uid], |r| r.get::<_, Vec<u8>>(0))
+                        .optional()
+                })
+                .db(&self.db_path())?
+                .and_then(|d| labmesh_sync::RecordDoc::load(&d).ok())
+                .and_then(|d| match d.view().fields.get("manifest_size") {
+                    Some(labmesh_sync::FieldValue::Int(n)) => Some(*n),
+                    _ => None,
+                });
+            let Some(size) = size else {
+                return Err(Error::ContentMissing {
+                    uid: artifact.uid.clone(),
+                    location: path.display().to_string(),
+                });
+            };
+            self.fetch_object(&artifact.hash, size as u64, &path)?;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        if crate::hash::ContentHash::of(text.as_bytes()) != artifact.hash {
+            return Err(Error::Corrupted {
+                uid: artifact.uid.clone(),
+                location: path.display().to_string(),
+                expected: artifact.hash.to_hex(),
+                expected_size: 0,
+                actual: crate::hash::ContentHash::of(text.as_bytes()).to_hex(),
+                actual_size: text.len() as u64,
+            });
+        }
+        let manifest = crate::hash::manifest::Manifest::parse(&text)?;
+        let mut insert = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO folder_entry (artifact_id, path, hash, size, suffix) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .db(&self.db_path())?;
+        for e in &manifest.entries {
+            insert
+                .execute(params![
+                    artifact.id,
+                    e.path,
+                    e.hash.to_hex(),
+                    e.size as i64,
+                    e.suffix
+                ])
+                .db(&self.db_path())?;
+            self.note_location_from(&e.hash, &artifact.origin)?;
+        }
+        Ok(manifest.entries)
+    }
+
+    /// A folder's members are held where the folder is.
+    fn note_location_from(&self, hash: &ContentHash, peer: &str) -> Result<()> {
+        self.note_location(hash, peer)
     }
 
     /// Drops cached copies of an artifact's content (after a permanent delete).

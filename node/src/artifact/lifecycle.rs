@@ -80,6 +80,7 @@ impl Instance {
             )
             .db(&db)?;
             refresh_latest(&tx, artifact.stem()).db(&db)?;
+            self.share_artifact(&tx, artifact.id)?;
             tx.commit().db(&db)?;
             if artifact.is_latest
                 && let Some(prev) = self
@@ -118,6 +119,13 @@ impl Instance {
             ArtifactKind::File => Vec::new(),
         };
         let tx = write_txn(&self.conn).db(&db)?;
+        // Peers learn of the removal as a tombstone; the row goes here.
+        tx.execute(
+            "UPDATE artifact SET trashed_at = coalesce(trashed_at, ?1) WHERE id = ?2",
+            (now_ms(), artifact.id),
+        )
+        .db(&db)?;
+        self.share_artifact(&tx, artifact.id)?;
         tx.execute("DELETE FROM artifact WHERE id = ?1", [artifact.id])
             .db(&db)?;
         let mut texts: Vec<(&str, &str)> = Vec::new();
@@ -156,6 +164,30 @@ impl Instance {
         Ok(deleted)
     }
 
+    /// Changes an artifact's description (shared records: on every replica).
+    pub fn set_description(&self, query: &str, description: Option<&str>) -> Result<Artifact> {
+        let artifact = self.get(query)?;
+        let db = self.db_path();
+        let tx = write_txn(&self.conn).db(&db)?;
+        tx.execute(
+            "UPDATE artifact SET description = ?1 WHERE id = ?2",
+            rusqlite::params![description, artifact.id],
+        )
+        .db(&db)?;
+        let mut old: Vec<(&str, &str)> = Vec::new();
+        if let Some(d) = &artifact.description {
+            old.push(("description", d));
+        }
+        crate::search::index::unindex(&tx, "artifact", artifact.id, &old).db(&db)?;
+        if let Some(d) = description {
+            crate::search::index::index_text(&tx, "artifact", artifact.id, "description", d)
+                .db(&db)?;
+        }
+        self.share_artifact(&tx, artifact.id)?;
+        tx.commit().db(&db)?;
+        self.artifact_by_id(artifact.id)
+    }
+
     /// Takes an artifact version out of the trash.
     pub fn restore(&self, query: &str) -> Result<(Artifact, Vec<String>)> {
         let artifact = self.get(query)?;
@@ -170,6 +202,7 @@ impl Instance {
         )
         .db(&db)?;
         refresh_latest(&tx, artifact.stem()).db(&db)?;
+        self.share_artifact(&tx, artifact.id)?;
         tx.commit().db(&db)?;
         let restored = self.artifact_by_id(artifact.id)?;
         let mut notices = Vec::new();

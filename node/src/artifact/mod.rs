@@ -17,6 +17,7 @@ use crate::uid::{self, MIN_PREFIX_LEN, STEM_LEN, VERSIONED_UID_LEN};
 
 pub use content::CachedContent;
 pub use lifecycle::{Deleted, GcOptions, GcReport};
+pub(crate) use save::refresh_latest as refresh_family;
 pub use save::{SaveOptions, SaveStatus, Saved};
 
 /// What an artifact holds.
@@ -99,6 +100,8 @@ pub struct ListOptions {
     /// Only keys starting with this.
     pub key_prefix: Option<String>,
     pub limit: usize,
+    /// Only records created on this node (PeerId).
+    pub origin: Option<String>,
 }
 
 impl Default for ListOptions {
@@ -108,6 +111,7 @@ impl Default for ListOptions {
             trash: false,
             key_prefix: None,
             limit: 100,
+            origin: None,
         }
     }
 }
@@ -293,6 +297,10 @@ impl Instance {
             sql.push_str(" AND a.key >= ? AND a.key < ?");
             args.push(prefix);
             args.push(&upper);
+        }
+        if let Some(origin) = &opts.origin {
+            sql.push_str(" AND a.origin_id = (SELECT id FROM node WHERE peer_id = ?)");
+            args.push(origin);
         }
         let limit = opts.limit as i64;
         sql.push_str(" ORDER BY a.created_at DESC, a.id DESC LIMIT ?");

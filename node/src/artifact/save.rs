@@ -66,13 +66,15 @@ impl Instance {
         let mut src = self.prepare(path.as_ref(), opts, &storage)?;
         if let Some(existing) = self.by_content(&src.hash, src.size, src.kind)? {
             self.heal(&storage, &src, &existing)?;
-            return Ok(existing_notice(existing, &src));
+            // Provenance: produced again by the current run, if one is active.
+            return self.record_output_now(existing_notice(existing, &src));
         }
         failpoint::hit("save:before-content");
         self.store(&storage, &mut src, Durability::Immediate)?;
         failpoint::hit("save:after-content");
         let tx = write_txn(&self.conn).db(&self.db_path())?;
-        let saved = self.insert(&tx, &src, opts, &mut HashMap::new(), true)?;
+        let mut saved = self.insert(&tx, &src, opts, &mut HashMap::new(), true)?;
+        self.record_outputs(&tx, [&mut saved])?; // provenance, same transaction
         failpoint::hit("save:before-commit");
         tx.commit().db(&self.db_path())?;
         Ok(saved)
@@ -154,6 +156,31 @@ impl Instance {
         let tx = write_txn(&self.conn).db(&self.db_path())?;
         let mut families = HashMap::new();
         let mut inserted: HashMap<(ContentHash, u64, ArtifactKind), Artifact> = HashMap::new();
+        self.batch_shared(&tx, || {
+            self.insert_all(
+                &tx,
+                &sources,
+                opts,
+                &mut outcome,
+                &mut families,
+                &mut inserted,
+            )
+        })?;
+        self.record_outputs(&tx, outcome.iter_mut().flatten())?; // provenance, same transaction
+        tx.commit().db(&self.db_path())?;
+        Ok(outcome.into_iter().flatten().collect())
+    }
+
+    /// The rows of a batch, in one transaction.
+    fn insert_all(
+        &self,
+        tx: &Transaction<'_>,
+        sources: &[Source],
+        opts: &SaveOptions,
+        outcome: &mut [Option<Saved>],
+        families: &mut HashMap<String, String>,
+        inserted: &mut HashMap<(ContentHash, u64, ArtifactKind), Artifact>,
+    ) -> Result<()> {
         for (i, s) in sources.iter().enumerate() {
             if outcome[i].is_some() {
                 continue;
@@ -162,12 +189,11 @@ impl Instance {
                 outcome[i] = Some(existing_notice(a.clone(), s));
                 continue;
             }
-            let saved = self.insert(&tx, s, opts, &mut families, false)?;
+            let saved = self.insert(tx, s, opts, families, false)?;
             inserted.insert(s.identity(), saved.artifact.clone());
             outcome[i] = Some(saved);
         }
-        tx.commit().db(&self.db_path())?;
-        Ok(outcome.into_iter().flatten().collect())
+        Ok(())
     }
 
     /// Names and hashes one source. A large file whose size no artifact has
@@ -434,6 +460,7 @@ impl Instance {
             }
         }
         self.record_written(src)?;
+        self.share_artifact(tx, id)?;
         if let Some(key) = &src.key {
             crate::search::index::index_text(tx, "artifact", id, "key", key).db(&db)?;
         }
@@ -497,12 +524,13 @@ fn existing_notice(artifact: Artifact, src: &Source) -> Saved {
     }
 }
 
-/// Marks the newest live version of a family as the latest, and only it.
+/// Marks the newest live version of a family as the latest, and only it:
+/// by (created_at, uid), which every replica of a shared family agrees on.
 pub(crate) fn refresh_latest(conn: &rusqlite::Connection, stem: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
         "UPDATE artifact SET is_latest = (id IS (
              SELECT id FROM artifact WHERE substr(uid, 1, {STEM_LEN}) = ?1 AND trashed_at IS NULL
-             ORDER BY created_at DESC, id DESC LIMIT 1))
+             ORDER BY created_at DESC, uid DESC LIMIT 1))
          WHERE substr(uid, 1, {STEM_LEN}) = ?1"
     ))?
     .execute([stem])

@@ -33,6 +33,8 @@ pub const MIGRATIONS: &[Migration] = migrations![
     2 => "0002_objects",
     3 => "0003_access",
     4 => "0004_registries",
+    5 => "0005_provenance",
+    6 => "0006_sync",
 ];
 
 /// The schema version this binary writes.

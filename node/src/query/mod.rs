@@ -136,6 +136,83 @@ pub static ARTIFACTS: Catalog = Catalog {
                 },
             ],
         },
+        // Provenance: the runs that produced an artifact (created it or
+        // produced its content again), their transforms, and runs that read it.
+        Relation {
+            name: "run",
+            select: "SELECT xo.artifact_id FROM run_output xo JOIN run ru ON ru.id = xo.run_id WHERE 1",
+            fields: &[
+                FieldDef {
+                    name: "uid",
+                    sql: "ru.uid",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "status",
+                    sql: "ru.status",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "started_at",
+                    sql: "ru.started_at",
+                    kind: Kind::Time,
+                },
+                FieldDef {
+                    name: "exit_code",
+                    sql: "ru.exit_code",
+                    kind: Kind::Number,
+                },
+            ],
+        },
+        Relation {
+            name: "transform",
+            select: "SELECT xo.artifact_id FROM run_output xo JOIN run ru ON ru.id = xo.run_id \
+                     JOIN transform tr ON tr.id = ru.transform_id WHERE 1",
+            fields: &[
+                FieldDef {
+                    name: "key",
+                    sql: "tr.key",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "uid",
+                    sql: "tr.uid",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "kind",
+                    sql: "tr.kind",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "hash",
+                    sql: "tr.hash",
+                    kind: Kind::Text,
+                },
+            ],
+        },
+        Relation {
+            name: "read_by",
+            select: "SELECT xi.artifact_id FROM run_input xi JOIN run ri ON ri.id = xi.run_id \
+                     JOIN transform ti ON ti.id = ri.transform_id WHERE 1",
+            fields: &[
+                FieldDef {
+                    name: "transform",
+                    sql: "ti.key",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "uid",
+                    sql: "ri.uid",
+                    kind: Kind::Text,
+                },
+                FieldDef {
+                    name: "status",
+                    sql: "ri.status",
+                    kind: Kind::Text,
+                },
+            ],
+        },
     ],
     features: true,
 };

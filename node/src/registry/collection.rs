@@ -171,6 +171,7 @@ impl Instance {
         if let Some(d) = description {
             index_text(&tx, "collection", id, "description", d).db(&db)?;
         }
+        self.share_collection(&tx, id)?;
         tx.commit().db(&db)?;
         let mut notices = Vec::new();
         if let Some(p) = &previous {

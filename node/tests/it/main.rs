@@ -4,6 +4,8 @@
 mod artifacts;
 mod folders;
 mod lifecycle;
+mod mesh;
+mod provenance;
 mod registries;
 mod schema;
 

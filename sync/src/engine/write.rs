@@ -67,6 +67,14 @@ impl Engine {
         store: &dyn Store,
         access: &dyn Access,
     ) -> Result<Written, WriteError> {
+        // Other processes of this node (a CLI next to the daemon) may have
+        // written to the feed since this engine last looked: continue from
+        // the stored head, which the caller reads under its write lock.
+        let (stored_seq, stored_hlc) = store.local_head().map_err(WriteError::Store)?;
+        if stored_seq > self.last_seq {
+            self.last_seq = stored_seq;
+        }
+        self.clock.observe_local(stored_hlc);
         let me = self.me;
         let mut overlay = Overlay::default();
         let mut entries: BTreeMap<ScopeId, Vec<(Entry, [u8; 32])>> = BTreeMap::new();

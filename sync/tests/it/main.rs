@@ -3,5 +3,7 @@
 
 mod engine;
 mod harness;
+#[cfg(feature = "net")]
+mod net;
 mod props;
 mod wire;

@@ -91,6 +91,36 @@ enum Command {
     Inspect(commands::registry::ValuesArgs),
     /// Map values to canonical names through case and synonyms.
     Standardize(commands::registry::ValuesArgs),
+    /// Share a scope (instance, collection:<uid|key>) with peers; --with grants one access.
+    Share(commands::mesh::ShareArgs),
+    /// Subscribe to a scope another node shares.
+    Subscribe(commands::mesh::SubscribeArgs),
+    /// Fields of shared records written concurrently on several nodes.
+    Conflicts,
+    /// Settle a conflict everywhere: the given value supersedes all others.
+    Resolve(commands::mesh::ResolveArgs),
+    /// Run the node daemon: sync with peers continuously, serve content.
+    Serve(commands::mesh::ServeArgs),
+    /// One round of sync with peers now, then exit.
+    Sync(commands::mesh::SyncArgs),
+    /// Add peers to the address book.
+    Peer(commands::mesh::PeerArgs),
+    /// Known peers, their addresses, when they were last seen.
+    Peers,
+    /// Shares and subscriptions, how far each origin is, conflicts, recent events.
+    Status,
+    /// Which storages and peers hold an artifact's content.
+    Whereis(commands::mesh::WhereisArgs),
+    /// Change an artifact's description.
+    Edit(commands::mesh::EditArgs),
+    /// Run a command as a tracked run: its transform, inputs, outputs, output and exit status.
+    Run(commands::provenance::RunArgs),
+    /// List runs with status, timing, inputs and outputs; `runs RUN` shows one.
+    Runs(commands::provenance::RunsArgs),
+    /// Transforms (scripts, pipelines, notebooks, commands) and their versions: ls, show.
+    Transform(commands::provenance::TransformArgs),
+    /// Where an artifact came from (or, --downstream, what was made from it).
+    Lineage(commands::provenance::LineageArgs),
     /// Run a guided tour on a fresh local instance (nothing to set up).
     Demo(commands::demo::DemoArgs),
 }
@@ -131,6 +161,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => commands::artifacts::restore(&ctx, args),
         Command::Gc(args) => commands::artifacts::gc(&ctx, args),
         Command::Demo(args) => commands::demo::demo(&ctx, args),
+        Command::Run(args) => commands::provenance::run(&ctx, args),
+        Command::Runs(args) => commands::provenance::runs(&ctx, args),
+        Command::Transform(args) => commands::provenance::transform(&ctx, args),
+        Command::Lineage(args) => commands::provenance::lineage(&ctx, args),
+        Command::Share(args) => commands::mesh::share(&ctx, args),
+        Command::Subscribe(args) => commands::mesh::subscribe(&ctx, args),
+        Command::Conflicts => commands::mesh::conflicts(&ctx),
+        Command::Resolve(args) => commands::mesh::resolve(&ctx, args),
+        Command::Edit(args) => commands::mesh::edit(&ctx, args),
+        Command::Serve(args) => commands::mesh::serve(&ctx, args),
+        Command::Sync(args) => commands::mesh::sync(&ctx, args),
+        Command::Peer(args) => commands::mesh::peer(&ctx, args),
+        Command::Peers => commands::mesh::peers(&ctx),
+        Command::Status => commands::mesh::status(&ctx),
+        Command::Whereis(args) => commands::mesh::whereis(&ctx, args),
         Command::Label(args) => commands::registry::label(&ctx, args),
         Command::Feature(args) => commands::registry::feature(&ctx, args),
         Command::Annotate(args) => commands::registry::annotate(&ctx, args),

@@ -42,6 +42,9 @@ pub struct LsArgs {
     /// At most this many rows.
     #[arg(long, default_value_t = 100)]
     limit: usize,
+    /// Only records that came from this node (name or PeerId).
+    #[arg(long, value_name = "PEER")]
+    from: Option<String>,
 }
 
 #[derive(Args)]
@@ -108,11 +111,16 @@ pub fn save(ctx: &Context, args: SaveArgs) -> anyhow::Result<()> {
 
 pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
+    let origin = match &args.from {
+        Some(p) => Some(instance.resolve_peer(p)?.to_string()),
+        None => None,
+    };
     let opts = ListOptions {
         all_versions: args.all,
         trash: args.trash,
         key_prefix: args.prefix,
         limit: args.limit + 1,
+        origin,
     };
     let mut rows = instance.list(&opts)?;
     let more = rows.len() > args.limit;

@@ -5,6 +5,8 @@ pub mod access;
 pub mod artifacts;
 pub mod demo;
 pub mod instance;
+pub mod mesh;
+pub mod provenance;
 pub mod registry;
 
 use std::path::PathBuf;

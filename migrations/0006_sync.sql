@@ -1,0 +1,81 @@
+-- labmesh instance schema, part 6: the mesh. Shared scopes, the automerge
+-- documents of their records (the rows in artifact/collection are the
+-- materialized view, updated in the same transaction), signed change
+-- batches kept to serve peers, high-water marks, and this node's feed head.
+
+-- Scopes this node shares (owner = this node) or subscribes to.
+CREATE TABLE share (
+    scope       TEXT    PRIMARY KEY,
+    owner       TEXT    NOT NULL,        -- PeerId of the node whose data it is
+    subscribed_from TEXT,                -- PeerId we subscribe through (NULL: our own)
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE sync_document (
+    scope       TEXT    NOT NULL,
+    uid         TEXT    NOT NULL,
+    doc         BLOB    NOT NULL,
+    heads       BLOB    NOT NULL,
+    digest      BLOB    NOT NULL,
+    bucket      INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,        -- what the document is: artifact, collection, grant, revocation
+    conflicted  TEXT,                    -- JSON list of fields with concurrent values, NULL if none
+    PRIMARY KEY (scope, uid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sync_document_bucket ON sync_document (scope, bucket, uid);
+CREATE INDEX sync_document_conflicted ON sync_document (scope) WHERE conflicted IS NOT NULL;
+
+CREATE TABLE sync_bucket (
+    scope       TEXT    NOT NULL,
+    bucket      INTEGER NOT NULL,
+    digest      BLOB    NOT NULL,
+    PRIMARY KEY (scope, bucket)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sync_batch (
+    scope       TEXT    NOT NULL,
+    origin      BLOB    NOT NULL,        -- 32-byte public key
+    last_seq    INTEGER NOT NULL,
+    first_seq   INTEGER NOT NULL,
+    bytes       BLOB    NOT NULL,
+    PRIMARY KEY (scope, origin, last_seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sync_mark (
+    scope       TEXT    NOT NULL,
+    origin      BLOB    NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (scope, origin)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sync_head (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    seq         INTEGER NOT NULL,
+    hlc         BLOB    NOT NULL
+) STRICT;
+
+-- Sync events worth showing (`labmesh status`): rejections, refusals, clock
+-- warnings. Bounded by the code that writes it.
+CREATE TABLE sync_event (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    peer        TEXT,
+    scope       TEXT,
+    detail      TEXT    NOT NULL
+) STRICT;
+
+-- Which peers hold which content (like git-annex's whereis), learned from
+-- replicated records and from fetches.
+CREATE TABLE location (
+    hash        TEXT    NOT NULL,
+    peer_id     TEXT    NOT NULL,
+    seen_at     INTEGER NOT NULL,
+    PRIMARY KEY (hash, peer_id)
+) STRICT, WITHOUT ROWID;
+
+-- Where to reach a node: multiaddrs, newest first (JSON list), and when it
+-- was last connected.
+ALTER TABLE node ADD COLUMN addresses TEXT;
+ALTER TABLE node ADD COLUMN last_seen INTEGER;
+ALTER TABLE node ADD COLUMN instance_uid TEXT;  -- learned from the node's hello
