@@ -54,12 +54,24 @@ CREATE TABLE run (
     notes        TEXT    CHECK (notes IS NULL OR json_valid(notes)),
     -- Captured stdout and stderr.
     report_id    INTEGER REFERENCES artifact (id) ON DELETE SET NULL,
+    -- The process that records the run (`labmesh run`, or the program that
+    -- called `track`). A run found `running` after that process died is
+    -- ended as errored. Its start time (clock ticks after boot, from
+    -- /proc/<pid>/stat) and the boot id tell it from a later process that
+    -- reuses the pid. owner_host is the host name and pid namespace: another
+    -- host's (or container's) processes cannot be checked.
+    owner_pid    INTEGER,
+    owner_start  INTEGER,
+    owner_boot   TEXT,
+    owner_host   TEXT,
     created_by   INTEGER NOT NULL REFERENCES user (id),
     origin_id    INTEGER NOT NULL REFERENCES node (id),
     CHECK ((status = 'running') = (finished_at IS NULL))
 ) STRICT;
 CREATE INDEX run_transform ON run (transform_id, started_at);
 CREATE INDEX run_started ON run (started_at);
+-- `runs --status`, and finding runs whose recording process died.
+CREATE INDEX run_status ON run (status, started_at);
 CREATE INDEX run_report ON run (report_id) WHERE report_id IS NOT NULL;
 
 -- Artifacts a run read.

@@ -24,6 +24,8 @@ CREATE TABLE sync_document (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sync_document_bucket ON sync_document (scope, bucket, uid);
 CREATE INDEX sync_document_conflicted ON sync_document (scope) WHERE conflicted IS NOT NULL;
+-- Replicated write grants: the access layer reads (and fingerprints) them often.
+CREATE INDEX sync_document_grant ON sync_document (scope) WHERE kind = 'grant';
 
 CREATE TABLE sync_bucket (
     scope       TEXT    NOT NULL,
@@ -79,3 +81,25 @@ CREATE TABLE location (
 ALTER TABLE node ADD COLUMN addresses TEXT;
 ALTER TABLE node ADD COLUMN last_seen INTEGER;
 ALTER TABLE node ADD COLUMN instance_uid TEXT;  -- learned from the node's hello
+ALTER TABLE node ADD COLUMN connected_since INTEGER;  -- set by a running daemon, NULL when apart
+
+-- What the daemon knows of each (scope, peer) it syncs with, for `labmesh
+-- status`: when they last exchanged anything, and since when their
+-- summaries agree (NULL: they differed at the last comparison).
+CREATE TABLE peer_sync (
+    scope       TEXT    NOT NULL,
+    peer_id     TEXT    NOT NULL,
+    last_exchange_at INTEGER NOT NULL,
+    in_sync_since INTEGER,
+    differs_since INTEGER,
+    PRIMARY KEY (scope, peer_id)
+) STRICT, WITHOUT ROWID;
+
+-- Automerge changes this node refused (unauthorised at their time, invalid,
+-- or depending on a refused change): a later feed entry whose missing
+-- dependencies include one is refused too instead of waiting forever.
+CREATE TABLE sync_refused (
+    scope       TEXT    NOT NULL,
+    change      BLOB    NOT NULL,        -- 32-byte automerge change hash
+    PRIMARY KEY (scope, change)
+) STRICT, WITHOUT ROWID;

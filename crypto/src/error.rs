@@ -393,8 +393,28 @@ pub enum TokenError {
         detail: String,
     },
 
+    /// A block whose window `[not_before, expires)` holds no instant: it
+    /// could never be valid (clock-skew leeway must not make it so).
+    #[error(
+        "block {block} has an empty validity window: it expires at {} ({expires}), \
+         which is not after its start {} ({not_before}); a token must expire after it starts",
+        crate::token::format_unix_time(*expires),
+        crate::token::format_unix_time(*not_before)
+    )]
+    EmptyWindow {
+        /// Block index.
+        block: usize,
+        /// Its `not_before` (unix seconds).
+        not_before: i64,
+        /// Its `expires` (unix seconds).
+        expires: i64,
+    },
+
     /// `now` is before a block's `not_before` (beyond the clock-skew leeway).
-    #[error("block {block} is not valid before {at} (unix seconds); check the clocks or wait")]
+    #[error(
+        "block {block} is not valid before {} (unix {at}); check the clocks or wait",
+        crate::token::format_unix_time(*at)
+    )]
     NotYetValid {
         /// Block index.
         block: usize,
@@ -403,7 +423,10 @@ pub enum TokenError {
     },
 
     /// `now` is at or past a block's `expires` (beyond the clock-skew leeway).
-    #[error("block {block} expired at {at} (unix seconds); ask the issuer for a new token")]
+    #[error(
+        "block {block} expired at {} (unix {at}); ask the issuer for a new token",
+        crate::token::format_unix_time(*at)
+    )]
     Expired {
         /// Block index.
         block: usize,

@@ -55,7 +55,7 @@
 //! // The lab grants Alice write access to one collection for a year.
 //! let collection = Scope::collection("Fq8cM2uX0aB1cD2e")?;
 //! let token = Token::issue(&lab, alice.public_key(), Role::Write, collection.clone(),
-//!                          now, now + 365 * 86_400);
+//!                          now, now + 365 * 86_400)?;
 //! // Alice gives Bob read access to the same collection (narrower: allowed).
 //! let token = token.delegate(&alice, bob.public_key(), Role::Read, collection.clone(), None)?;
 //! // Tokens travel as text.

@@ -36,21 +36,48 @@ pub struct UserSection {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
-    /// Root URL of the default storage (`file:///…`, `s3://bucket/prefix`, …).
+    /// Root of the default storage: a path relative to the instance
+    /// directory (`.labmesh/storage`, what `init` writes, so the instance
+    /// can be moved), `file:///…`, `s3://bucket/prefix`, …
     pub default: String,
     /// `object_store` options for cloud stores, e.g. `aws_endpoint`,
-    /// `aws_region`, `aws_allow_http`. No secrets: use the environment.
+    /// `aws_region`, `aws_allow_http`. No secrets: they are refused here,
+    /// and come from the environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Config {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "the file is missing, so this instance is incomplete\n  \
+                         hint: restore it from a backup, or recreate it with:\n\n{}",
+                        MINIMAL_CONFIG
+                    ),
+                });
+            }
+            Err(e) => return Err(Error::io("reading", path, e)),
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        })
+        })?;
+        if let Some(name) = config.storage.options.keys().find(|k| is_secret_option(k)) {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "[storage.options] holds the secret {name:?}, readable by anyone who can read the instance\n  \
+                     hint: delete that line and set {} in the environment instead",
+                    env_name_of(name)
+                ),
+            });
+        }
+        Ok(config)
     }
 
     pub fn to_toml(&self) -> String {
@@ -101,6 +128,65 @@ impl Config {
     }
 }
 
+/// What to write into a lost `config.toml` (shown by the error).
+const MINIMAL_CONFIG: &str = "    [instance]\n    name = \"mylab\"\n\n    [user]\n    handle = \"your-name\"\n\n    \
+     [storage]\n    default = \".labmesh/storage\"   # or the s3://… URL the instance was created with";
+
+/// Option names whose values are credentials. Matching is by the words
+/// `object_store` uses for them (and their aliases), so a renamed or new
+/// secret option is caught too.
+const SECRET_WORDS: &[&str] = &[
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "sas",
+    "account_key",
+    "access_key",
+    "master_key",
+    "storage_key",
+    "service_account_key",
+    "customer_key",
+    "private_key",
+];
+
+/// Whether a storage option holds a credential (which belongs in the
+/// environment, never in `config.toml`). Options naming a file that holds
+/// credentials (`…_file`, `…_path`) are not secrets themselves.
+pub fn is_secret_option(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    if name.ends_with("_file") || name.ends_with("_path") || name.ends_with("_uri") {
+        return false;
+    }
+    SECRET_WORDS.iter().any(|w| name.contains(w))
+}
+
+/// The environment variable that carries a secret option.
+fn env_name_of(option: &str) -> String {
+    let upper = option.trim().to_ascii_uppercase();
+    if ["AWS_", "AZURE_", "GOOGLE_"]
+        .iter()
+        .any(|p| upper.starts_with(p))
+    {
+        upper
+    } else {
+        format!("the matching variable (AWS_{upper}, AZURE_STORAGE_{upper}, …)")
+    }
+}
+
+/// Refuses storage options that hold secrets, before anything is written.
+pub fn refuse_secret_options(options: &[(String, String)]) -> Result<()> {
+    match options.iter().find(|(k, _)| is_secret_option(k)) {
+        None => Ok(()),
+        Some((k, _)) => Err(Error::InvalidArgument(format!(
+            "storage option {k:?} is a secret, and labmesh never writes secrets into the instance \
+             (config.toml is readable by anyone who can read the directory)\n  \
+             hint: set {} in the environment instead, and drop --storage-option {k}=…",
+            env_name_of(k)
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +211,70 @@ mod tests {
             err.contains("config.toml") && err.contains("storag"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn secrets_are_recognised_and_plain_settings_are_not() {
+        for secret in [
+            "aws_secret_access_key",
+            "secret_access_key",
+            "aws_session_token",
+            "token",
+            "azure_storage_account_key",
+            "account_key",
+            "azure_storage_sas_key",
+            "sas_token",
+            "azure_client_secret",
+            "google_service_account_key",
+            "aws_sse_customer_key_base64",
+            "password",
+        ] {
+            assert!(is_secret_option(secret), "{secret} is a secret");
+        }
+        for plain in [
+            "aws_region",
+            "aws_endpoint",
+            "aws_allow_http",
+            "aws_skip_signature",
+            "google_application_credentials_file",
+            "azure_federated_token_file",
+            "aws_container_credentials_relative_uri",
+            "aws_virtual_hosted_style_request",
+        ] {
+            assert!(!is_secret_option(plain), "{plain} is not a secret");
+        }
+        let err = refuse_secret_options(&[("aws_secret_access_key".into(), "SUPERSECRET".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+        assert!(
+            !err.contains("SUPERSECRET"),
+            "the value is not echoed: {err}"
+        );
+    }
+
+    #[test]
+    fn a_config_holding_a_secret_is_refused_and_a_missing_one_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("missing")
+                && err.contains("[storage]")
+                && !err.contains("resolved against"),
+            "{err}"
+        );
+        let mut c = Config::default();
+        c.storage.default = "s3://b/x".into();
+        c.storage
+            .options
+            .insert("aws_secret_access_key".into(), "SUPERSECRET".into());
+        std::fs::write(&path, c.to_toml()).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("aws_secret_access_key") && err.contains("environment"),
+            "{err}"
+        );
+        assert!(!err.contains("SUPERSECRET"), "{err}");
     }
 }

@@ -142,6 +142,20 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    #[error(
+        "{} changed while it was being saved, so nothing was saved\n  \
+         hint: save it again when it is no longer being written",
+        path.display()
+    )]
+    ChangedWhileSaving { path: PathBuf },
+
+    #[error(
+        "{} is empty or damaged ({reason}), so this instance cannot be opened\n  \
+         hint: restore instance.db from a backup; labmesh does not rebuild it over your records",
+        path.display()
+    )]
+    DamagedDatabase { path: PathBuf, reason: String },
+
     #[error("{0}")]
     InvalidArgument(String),
 }

@@ -13,7 +13,7 @@ use crate::db::{self, migrate};
 use crate::error::{DbContext, Error, Result};
 use crate::paths::{DOT_DIR, InstancePaths, absolute};
 use crate::progress::{NoProgress, Progress};
-use crate::storage::{Storage, StorageKind, StorageUrl, local::sync_dir};
+use crate::storage::{DEFAULT_LOCAL_ROOT, Storage, StorageKind, StorageUrl, local::sync_dir};
 use crate::time::now_ms;
 use crate::uid;
 
@@ -22,7 +22,8 @@ use crate::uid;
 pub struct InitOptions {
     /// A short name for people (default: the directory's name).
     pub name: Option<String>,
-    /// Default storage: a local path or a URL (default: `.labmesh/storage`).
+    /// Default storage: a local path (relative paths resolve against the
+    /// instance directory) or a URL (default: `.labmesh/storage`).
     pub storage: Option<String>,
     /// `object_store` options for a cloud storage (endpoint, region, …).
     pub storage_options: Vec<(String, String)>,
@@ -43,7 +44,11 @@ pub struct StorageRecord {
     #[serde(skip)]
     pub id: i64,
     pub uid: String,
+    /// As recorded: a path relative to the instance directory for storage
+    /// inside it (`.labmesh/storage`), else the URL.
     pub root: String,
+    /// `root` resolved where the instance is now (`file:///…`, `s3://…`).
+    pub url: String,
     pub kind: String,
 }
 
@@ -64,6 +69,8 @@ pub struct Instance {
     /// Sync messages produced by local writes of shared records.
     pub(crate) outbox: crate::mesh::Outbox,
     pub(crate) pending: crate::mesh::Pending,
+    /// Access facts of the mesh, reloaded only when their tables change.
+    pub(crate) access_cache: crate::mesh::access::AccessCache,
 }
 
 impl std::fmt::Debug for Instance {
@@ -85,7 +92,7 @@ impl Instance {
         if paths.dot().exists() {
             return Err(Error::AlreadyAnInstance { path: root });
         }
-        std::fs::create_dir_all(&root).map_err(|e| Error::io("creating", &root, e))?;
+        crate::config::refuse_secret_options(&opts.storage_options)?;
         let name = match &opts.name {
             Some(n) => n.trim().to_string(),
             None => root
@@ -104,16 +111,19 @@ impl Instance {
         }
         let storage_url = match &opts.storage {
             Some(s) => StorageUrl::parse(s, &root)?,
-            None => StorageUrl::parse(&paths.default_storage().to_string_lossy(), &root)?,
+            None => StorageUrl::parse(DEFAULT_LOCAL_ROOT, &root)?,
         };
         if storage_url.kind != StorageKind::Local {
-            // Fail now, not at the first save, if the store is unreachable or the credentials are wrong.
+            // Fail now, not at the first save, if the store is missing or
+            // unreachable, or the credentials are wrong.
             let store = Storage::open(&storage_url, &opts.storage_options)?;
             if let Storage::Cloud(cloud) = store {
-                cloud.size_of("objects/.labmesh-probe")?;
+                cloud.probe()?;
             }
         }
 
+        // Only now touch the disk; a failure removes what this call made.
+        let created = create_missing_dirs(&root)?;
         let staging = root.join(format!("{DOT_DIR}.init-{}", uid::random(8)));
         let result = build_instance(&staging, &paths, &name, &handle, &storage_url, opts);
         let result = result.and_then(|()| {
@@ -123,6 +133,9 @@ impl Instance {
         });
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
+            for dir in created.iter().rev() {
+                let _ = std::fs::remove_dir(dir);
+            }
             return Err(e);
         }
         Instance::open(&root)
@@ -141,18 +154,12 @@ impl Instance {
 
     fn open_paths(paths: InstancePaths) -> Result<Instance> {
         let db_path = paths.db();
-        let conn = db::open(&db_path, false)?;
-        migrate::migrate(&conn, &db_path)?;
-        let config = Config::load(&paths.config())?;
+        let conn = db::open_existing(&db_path)?;
+        migrate::migrate_existing(&conn, &db_path)?;
+        let mut config = Config::load(&paths.config())?;
 
-        let instance_uid: String = conn
-            .query_row("SELECT uid FROM instance WHERE id = 1", [], |r| r.get(0))
-            .db(&db_path)?;
-        let (self_node_id, peer_id): (i64, String) = conn
-            .query_row("SELECT id, peer_id FROM node WHERE is_self = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .db(&db_path)?;
+        let (instance_uid, self_node_id, peer_id) =
+            identity_rows(&conn).map_err(|e| db::damaged_or(&db_path, e))?;
         let user = conn
             .query_row(
                 "SELECT id, handle FROM user WHERE handle = ?1 AND origin_id = ?2",
@@ -165,22 +172,8 @@ impl Instance {
             Some(u) => u,
             None => create_user(&conn, &db_path, &config.user.handle, self_node_id)?,
         };
-        let storage_url = StorageUrl::parse(&config.storage.default, &paths.root)?;
-        let default_storage = conn
-            .query_row(
-                "SELECT id, uid, root, kind FROM storage WHERE root = ?1",
-                [&storage_url.url],
-                |r| Ok(StorageRecord { id: r.get(0)?, uid: r.get(1)?, root: r.get(2)?, kind: r.get(3)? }),
-            )
-            .optional()
-            .db(&db_path)?
-            .ok_or_else(|| Error::Config {
-                path: paths.config(),
-                reason: format!(
-                    "default storage {} is not registered in this instance; set [storage].default to a registered root",
-                    storage_url.url
-                ),
-            })?;
+        let default_storage =
+            crate::storage::recorded::default_storage(&conn, &paths, &mut config)?;
         Ok(Instance {
             paths,
             conn,
@@ -195,6 +188,7 @@ impl Instance {
             progress: Arc::new(NoProgress),
             outbox: crate::mesh::Outbox::default(),
             pending: crate::mesh::Pending::default(),
+            access_cache: crate::mesh::access::AccessCache::default(),
         })
     }
 
@@ -348,6 +342,30 @@ pub struct InstanceInfo {
     pub created_at: i64,
 }
 
+/// The `instance` and self-`node` rows: (instance uid, node id, PeerId).
+fn identity_rows(conn: &Connection) -> rusqlite::Result<(String, i64, String)> {
+    let instance_uid: String =
+        conn.query_row("SELECT uid FROM instance WHERE id = 1", [], |r| r.get(0))?;
+    let (node_id, peer_id) =
+        conn.query_row("SELECT id, peer_id FROM node WHERE is_self = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok((instance_uid, node_id, peer_id))
+}
+
+/// Creates `dir` and any missing parents; returns the ones it created,
+/// outermost first, so a failed `init` can remove exactly those.
+fn create_missing_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    Ok(missing)
+}
+
 fn default_user_handle() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
@@ -404,7 +422,7 @@ fn build_instance(
         let (user_id, _) = create_user(&tx, &db_path, handle, node_id)?;
         tx.execute(
             "INSERT INTO storage (uid, root, kind, created_at, created_by, origin_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![uid::random(12), storage_url.url, storage_url.kind.as_str(), now, user_id, node_id],
+            params![uid::random(12), storage_url.recorded(&paths.root), storage_url.kind.as_str(), now, user_id, node_id],
         )
         .db(&db_path)?;
         tx.commit().db(&db_path)?;
@@ -416,7 +434,7 @@ fn build_instance(
     let mut config = Config::default();
     config.instance.name = name.to_string();
     config.user.handle = handle.to_string();
-    config.storage.default = storage_url.url.clone();
+    config.storage.default = storage_url.recorded(&paths.root);
     config.storage.options = opts.storage_options.iter().cloned().collect();
     let config_path = staging.join("config.toml");
     write_synced(&config_path, config.to_toml().as_bytes())?;

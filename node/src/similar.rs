@@ -12,6 +12,53 @@ pub fn fold(s: &str) -> String {
         .to_lowercase()
 }
 
+/// Lowercase base letters of U+0100..=U+017F (Latin Extended-A); `#`
+/// marks the ligatures, which fold to two letters.
+const LATIN_EXTENDED_A: &str = "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiii##jjkkkllllllllllnnnnnnnnnoooooo##rrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
+
+/// Lowercase base letters of U+00E0..=U+00FF (lowercase Latin-1).
+const LATIN_1_LOWER: &str = "aaaaaa#ceeeeiiiidnooooo÷ouuuuy#y";
+
+/// Folds accents away, for search: "Épithélium" -> "Epithelium", "Straße"
+/// -> "Strasse". Latin letters with diacritics become their base letters
+/// (uppercase ones lowercase); combining marks are dropped.
+pub fn strip_accents(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let code = c as u32;
+        match code {
+            0x0300..=0x036F => {}
+            0x00C0..=0x00DE | 0x00E0..=0x00FF if code != 0xD7 => {
+                let lower = if code < 0xE0 { code + 0x20 } else { code };
+                match lower {
+                    0xE6 => out.push_str("ae"),
+                    0xFE => out.push_str("th"),
+                    _ => out.push(
+                        LATIN_1_LOWER
+                            .chars()
+                            .nth((lower - 0xE0) as usize)
+                            .unwrap_or(c),
+                    ),
+                }
+            }
+            0x00DF => out.push_str("ss"),
+            0x0132 | 0x0133 => out.push_str("ij"),
+            0x0152 | 0x0153 => out.push_str("oe"),
+            0x0100..=0x017F => out.push(
+                LATIN_EXTENDED_A
+                    .chars()
+                    .nth((code - 0x100) as usize)
+                    .unwrap_or(c),
+            ),
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Largest edit distance still considered a typo for a string of `len` chars.
 pub fn max_typo_distance(len: usize) -> usize {
     match len {
@@ -67,6 +114,16 @@ mod tests {
         assert!(!is_near("sample1", "sample12"));
         assert!(!is_near("cat", "dog"));
         assert!(!is_near("kidney", "liver"));
+    }
+
+    #[test]
+    fn accents_fold_to_base_letters() {
+        assert_eq!(strip_accents("Épithélium"), "epithelium");
+        assert_eq!(strip_accents("épithélium"), "epithelium");
+        assert_eq!(strip_accents("e\u{301}pithe\u{301}lium"), "epithelium");
+        assert_eq!(strip_accents("Straße Œuvre Łódź"), "Strasse oeuvre lodz");
+        assert_eq!(strip_accents("naïve × café"), "naive × cafe");
+        assert_eq!(strip_accents("β-cell"), "β-cell");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reading one column of a CSV/TSV or parquet file as text, for
-//! validate/inspect/standardize and bulk label imports.
+//! validate/inspect/standardize and bulk label imports. Empty cells and
+//! nulls are `None`: missing, which is not the same as an invalid value.
 
 use std::fs::File;
 use std::path::Path;
@@ -48,15 +49,25 @@ fn read_delimited(path: &Path, column: &str, delimiter: u8) -> Result<Vec<Option
         .from_reader(file);
     let bad =
         |e: csv::Error| Error::InvalidArgument(format!("{} is not valid CSV: {e}", path.display()));
+    // Spreadsheet exports often start with a UTF-8 byte-order mark, which
+    // would otherwise be part of the first column's name.
     let headers: Vec<String> = reader
         .headers()
         .map_err(bad)?
         .iter()
-        .map(str::to_string)
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 {
+                h.trim_start_matches('\u{feff}')
+            } else {
+                h
+            };
+            h.trim().to_string()
+        })
         .collect();
     let index = headers
         .iter()
-        .position(|h| h == column)
+        .position(|h| h == column.trim())
         .ok_or_else(|| no_column(path, column, &headers))?;
     let mut out = Vec::new();
     for record in reader.records() {
@@ -102,4 +113,21 @@ fn read_parquet(path: &Path, column: &str) -> Result<Vec<Option<String>>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("excel.csv");
+        std::fs::write(&path, "\u{feff}tissue,n\nliver,1\n,2\n").unwrap();
+        assert_eq!(
+            read_column(&path, "tissue").unwrap(),
+            vec![Some("liver".to_string()), None],
+            "the empty cell is missing"
+        );
+    }
 }

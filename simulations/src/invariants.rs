@@ -1,26 +1,28 @@
 //! The invariants checked after every run, once the mesh has healed and
-//! converged. Each returns the first violation it finds.
+//! converged. Each returns the first violation it finds; the self-tests
+//! (`lib.rs`) show each one firing on a deliberately broken run.
 //!
 //! 1. **Replicas identical**: every subscriber of a scope holds the same
 //!    records with the same heads and the same materialized rows (checked by
-//!    `World::diverged` to decide convergence). Equal heads mean equal sets
-//!    of changes, so the checks below may look at one replica per scope.
-//! 2. **Conflicts identical**: every conflicted field shows the same values
-//!    and the same default winner on every replica.
-//! 3. **No acknowledged change lost**: every change a node's engine
-//!    acknowledged is in every replica's document.
+//!    `World::diverged` to decide convergence).
+//! 2. **Conflicts identical**: every record shows the same conflicted
+//!    values and the same default winner on every replica (read from each
+//!    replica's stored document bytes).
+//! 3. **No acknowledged change lost**: every change a writer's engine
+//!    acknowledged is in every replica's document — unless the ground truth
+//!    says it was unauthorised (stamped after its writer's revocation) or
+//!    built on such a change.
 //! 4. **No acknowledged write lost unless overwritten**: every scalar value a
-//!    node wrote is still visible (as the value or one of a conflict's
-//!    values), unless a later write to the same field, made by a node that
-//!    had seen it, replaced it.
-//! 5. **Nothing unauthorised applied**: every change in every document was
-//!    made by a node that may write the scope; receivers never rejected an
-//!    authorised change; read-only nodes' engines refused their writes.
+//!    writer wrote (validly) is still visible (as the value or one of a
+//!    conflict's values), unless a later valid write to the same field, made
+//!    by a node that had seen it, replaced it.
+//! 5. **Nothing unauthorised applied**: every change in every replica is one
+//!    an honest writer really made (ground truth: forged changes carrying a
+//!    writer's actor id are caught too), and valid; no valid change was
+//!    refused anywhere; read-only nodes' engines refused their writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use labmesh_crypto::PublicKey;
-use labmesh_sync::engine::Access;
 use labmesh_sync::{FieldValue, RecordDoc, RecordUid, ScopeId};
 
 use crate::world::World;
@@ -33,7 +35,18 @@ impl World {
         if let Some(d) = self.diverged() {
             return Err(format!("replicas differ: {d}"));
         }
-        let mut docs: BTreeMap<(ScopeId, RecordUid), RecordDoc> = BTreeMap::new();
+        let docs = self.check_conflicts()?;
+        let valid = self.truth.valid();
+        // Forged or unauthorised changes first: they would also make
+        // acknowledged writes look lost.
+        self.check_authorised(&docs, &valid)?;
+        self.check_acked_changes(&docs, &valid)?;
+        self.check_acked_writes(&docs, &valid)
+    }
+
+    /// Invariant 2; returns one replica's documents per record.
+    fn check_conflicts(&mut self) -> Result<BTreeMap<(ScopeId, RecordUid), RecordDoc>, String> {
+        let mut docs = BTreeMap::new();
         for scope in self.scopes.clone() {
             let subs = self.subscribers(&scope);
             let Some(&reference) = subs.first() else {
@@ -42,37 +55,17 @@ impl World {
             for (uid, stored) in self.nodes[reference].store.records(&scope) {
                 let doc =
                     RecordDoc::load(&stored.doc).map_err(|e| format!("{scope}/{uid}: {e}"))?;
-                // 2: conflicts identical everywhere.
-                if !stored.view.conflicted.is_empty() {
-                    let conflicts = doc.conflicts();
-                    self.report.conflicts += conflicts.len() as u64;
-                    for &i in &subs[1..] {
-                        let other = self.nodes[i]
-                            .store
-                            .record(&scope, uid)
-                            .and_then(|r| RecordDoc::load(&r.doc).ok())
-                            .map(|d| d.conflicts());
-                        if other.as_ref() != Some(&conflicts) {
-                            return Err(format!(
-                                "{scope}/{uid}: node {i} shows other conflicts than node {reference}"
-                            ));
-                        }
-                    }
-                }
-                // 5: every author may write.
-                let mut checked: BTreeSet<[u8; 32]> = BTreeSet::new();
-                for a in doc.authors() {
-                    if !checked.insert(a.actor) {
-                        continue;
-                    }
-                    let key = PublicKey::from_bytes(&a.actor)
-                        .map_err(|_| format!("{scope}/{uid}: actor is not a key"))?;
-                    if !self
-                        .access
-                        .may_write(&key, &scope, labmesh_sync::Hlc::default())
-                    {
+                let conflicts = doc.conflicts();
+                self.report.conflicts += conflicts.len() as u64;
+                for &i in &subs[1..] {
+                    let other = self.nodes[i]
+                        .store
+                        .record(&scope, uid)
+                        .and_then(|r| RecordDoc::load(&r.doc).ok())
+                        .map(|d| d.conflicts());
+                    if other.as_ref() != Some(&conflicts) {
                         return Err(format!(
-                            "{scope}/{uid}: holds a change by {key}, who may not write {scope}"
+                            "{scope}/{uid}: node {i} shows other conflicts than node {reference}"
                         ));
                     }
                 }
@@ -80,8 +73,19 @@ impl World {
                 docs.insert((scope.clone(), uid.clone()), doc);
             }
         }
-        // 3: every acknowledged change is there.
+        Ok(docs)
+    }
+
+    /// Invariant 3.
+    fn check_acked_changes(
+        &self,
+        docs: &BTreeMap<(ScopeId, RecordUid), RecordDoc>,
+        valid: &BTreeSet<[u8; 32]>,
+    ) -> Result<(), String> {
         for (scope, uid, change) in &self.acks.changes {
+            if !valid.contains(change) {
+                continue;
+            }
             let present = docs
                 .get(&(scope.clone(), uid.clone()))
                 .is_some_and(|d| d.has_change(change));
@@ -89,16 +93,25 @@ impl World {
                 return Err(format!("{scope}/{uid}: an acknowledged change is missing"));
             }
         }
-        // 4: every written value is visible, or was knowingly overwritten.
+        Ok(())
+    }
+
+    /// Invariant 4.
+    fn check_acked_writes(
+        &self,
+        docs: &BTreeMap<(ScopeId, RecordUid), RecordDoc>,
+        valid: &BTreeSet<[u8; 32]>,
+    ) -> Result<(), String> {
         let overwritten: BTreeSet<usize> = self
             .acks
             .writes
             .iter()
+            .filter(|a| valid.contains(&a.change))
             .flat_map(|a| a.overwrote.iter().copied())
             .collect();
         for (idx, ack) in self.acks.writes.iter().enumerate() {
             let Some(value) = &ack.value else { continue };
-            if overwritten.contains(&idx) {
+            if overwritten.contains(&idx) || !valid.contains(&ack.change) {
                 continue;
             }
             let doc = docs
@@ -118,4 +131,36 @@ impl World {
         }
         Ok(())
     }
+
+    /// Invariant 5.
+    fn check_authorised(
+        &self,
+        docs: &BTreeMap<(ScopeId, RecordUid), RecordDoc>,
+        valid: &BTreeSet<[u8; 32]>,
+    ) -> Result<(), String> {
+        for ((scope, uid), doc) in docs {
+            for a in doc.authors() {
+                if !self.truth.honest(&a.hash) {
+                    return Err(format!(
+                        "{scope}/{uid}: holds a change no honest writer made (forged in the name of {})",
+                        hex(&a.actor)
+                    ));
+                }
+                if !valid.contains(&a.hash) {
+                    return Err(format!(
+                        "{scope}/{uid}: holds a change by {} stamped after its write right ended",
+                        hex(&a.actor)
+                    ));
+                }
+            }
+        }
+        if let Some(h) = self.rejected.iter().find(|h| valid.contains(*h)) {
+            return Err(format!("a valid change {} was refused", hex(h)));
+        }
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

@@ -5,7 +5,10 @@
 //! cargo run --release -p labmesh-simulations -- --nodes 50 --seed 417    # replay one seed
 //! ```
 //! Options: `--nodes N` (8), `--seeds K` (100: seeds 0..K), `--first S` (0),
-//! `--seed S` (just seed S), `--writes W`, `--threads T` (available cores).
+//! `--seed S` (just seed S), `--threads T` (available cores), and the
+//! workload: `--writes W`, `--scopes S`, `--revocations R`, `--restarts R`,
+//! `--disconnects D`, `--large-writes L`, `--large-bytes B` (defaults:
+//! `SimConfig::new`).
 //! Exit code 1 if any seed fails; each failure prints the command that
 //! replays it.
 
@@ -20,8 +23,36 @@ struct Args {
     nodes: usize,
     first: u64,
     seeds: u64,
-    writes: Option<usize>,
     threads: usize,
+    /// Workload options as given (name, value), applied to each run's
+    /// configuration and repeated in the replay command.
+    workload: Vec<(String, usize)>,
+}
+
+const WORKLOAD: [&str; 7] = [
+    "--writes",
+    "--scopes",
+    "--revocations",
+    "--restarts",
+    "--disconnects",
+    "--large-writes",
+    "--large-bytes",
+];
+
+fn configure(cfg: &mut SimConfig, workload: &[(String, usize)]) {
+    for (name, v) in workload {
+        let v = *v;
+        match name.as_str() {
+            "--writes" => cfg.writes = v,
+            "--scopes" => cfg.scopes = v,
+            "--revocations" => cfg.revocations = v,
+            "--restarts" => cfg.restarts = v,
+            "--disconnects" => cfg.disconnects = v,
+            "--large-writes" => cfg.large_writes = v,
+            "--large-bytes" => cfg.large_bytes = v,
+            _ => {}
+        }
+    }
 }
 
 fn parse() -> Result<Args, String> {
@@ -29,7 +60,7 @@ fn parse() -> Result<Args, String> {
         nodes: 8,
         first: 0,
         seeds: 100,
-        writes: None,
+        workload: Vec::new(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut it = std::env::args().skip(1);
@@ -44,10 +75,16 @@ fn parse() -> Result<Args, String> {
                 args.first = num(value("--seed")?)?;
                 args.seeds = 1;
             }
-            "--writes" => args.writes = Some(num(value("--writes")?)? as usize),
             "--threads" => args.threads = num(value("--threads")?)?.max(1) as usize,
+            w if WORKLOAD.contains(&w) => {
+                let v = num(value(w)?)? as usize;
+                args.workload.push((w.to_string(), v));
+            }
             "-h" | "--help" => {
-                return Err("usage: labmesh-simulations [--nodes N] [--seeds K] [--first S] [--seed S] [--writes W] [--threads T]".into());
+                return Err(format!(
+                    "usage: labmesh-simulations [--nodes N] [--seeds K] [--first S] [--seed S] [--threads T] [{}]",
+                    WORKLOAD.map(|w| format!("{w} N")).join("] [")
+                ));
             }
             other => return Err(format!("unknown option {other}; see --help")),
         }
@@ -77,9 +114,7 @@ fn main() -> ExitCode {
                         break;
                     }
                     let mut cfg = SimConfig::new(args.nodes, seed);
-                    if let Some(w) = args.writes {
-                        cfg.writes = w;
-                    }
+                    configure(&mut cfg, &args.workload);
                     let result = run(&cfg);
                     let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                     match result {
@@ -89,7 +124,10 @@ fn main() -> ExitCode {
                             let replay = format!(
                                 "cargo run --release -p labmesh-simulations -- --nodes {} --seed {seed}{}",
                                 args.nodes,
-                                args.writes.map(|w| format!(" --writes {w}")).unwrap_or_default()
+                                args.workload
+                                    .iter()
+                                    .map(|(n, v)| format!(" {n} {v}"))
+                                    .collect::<String>()
                             );
                             eprintln!("seed {seed} FAILED: {e}\n  replay: {replay}");
                             failures.lock().unwrap_or_else(|p| p.into_inner()).push(seed);

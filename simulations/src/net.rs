@@ -1,7 +1,7 @@
 //! The simulated network: delays, loss, duplication, reordering and
 //! partitions, all drawn from the seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -33,6 +33,8 @@ pub struct Network {
     next_id: u64,
     /// Partition group of each node; messages between groups are dropped.
     pub groups: Vec<u8>,
+    /// Links that are down (lower node first); their messages are dropped.
+    pub down: BTreeSet<(usize, usize)>,
     pub messages: u64,
     pub bytes: u64,
     pub dropped: u64,
@@ -88,7 +90,8 @@ impl Network {
                 return None;
             }
             let packet = self.queue.remove(&key)?;
-            if self.groups[packet.from] == self.groups[packet.to] {
+            let link = (packet.from.min(packet.to), packet.from.max(packet.to));
+            if self.groups[packet.from] == self.groups[packet.to] && !self.down.contains(&link) {
                 return Some(packet);
             }
             self.dropped += 1;

@@ -31,8 +31,30 @@ pub struct Report {
     pub records: u64,
     /// Conflicted fields at the end (all scopes).
     pub conflicts: u64,
+    /// Node restarts (engine rebuilt from its store).
+    pub restarts: u64,
+    /// Links taken down for a while.
+    pub disconnects: u64,
+    /// Write rights revoked by the owner.
+    pub revocations: u64,
+    /// Records rebuilt without changes a revocation made unauthorised.
+    pub rebuilt: u64,
+    /// Writes a revoked writer's own engine refused (after it learned).
+    pub refused_revoked: u64,
+    /// Repair documents forged in a writer's name.
+    pub forged_docs: u64,
+    /// Snapshot chunks forged in a writer's name.
+    pub forged_snapshots: u64,
+    /// Garbage messages sent.
+    pub garbage: u64,
+    /// Messages refused whole (all from read-only nodes).
+    pub bad_messages: u64,
+    /// Large writes (a blob past the response budget, a longer text).
+    pub large_writes: u64,
     /// Messages and bytes sent per message kind.
     pub by_kind: std::collections::BTreeMap<u8, (u64, u64)>,
+    /// BLAKE3 of every node's final store: one seed, one digest.
+    pub state_digest: [u8; 32],
 }
 
 /// A sweep's totals.
@@ -69,6 +91,16 @@ impl Totals {
         s.bootstraps += r.bootstraps;
         s.records += r.records;
         s.conflicts += r.conflicts;
+        s.restarts += r.restarts;
+        s.disconnects += r.disconnects;
+        s.revocations += r.revocations;
+        s.rebuilt += r.rebuilt;
+        s.refused_revoked += r.refused_revoked;
+        s.forged_docs += r.forged_docs;
+        s.forged_snapshots += r.forged_snapshots;
+        s.garbage += r.garbage;
+        s.bad_messages += r.bad_messages;
+        s.large_writes += r.large_writes;
         for (k, (m, b)) in &r.by_kind {
             let e = s.by_kind.entry(*k).or_default();
             e.0 += m;
@@ -118,13 +150,29 @@ impl fmt::Display for Totals {
         )?;
         writeln!(
             f,
-            "faults: {} messages dropped; {} rogue writes, {} rejections; {} clock warnings; {} drifted records repaired; {} snapshot bootstraps",
+            "faults: {} messages dropped; {} restarts; {} links down; {} clock warnings; {} drifted records repaired; {} snapshot bootstraps; {} large writes",
             s.dropped,
-            s.rogue_attempts,
-            s.rejected,
+            s.restarts,
+            s.disconnects,
             s.clock_warnings,
             s.drift_injected,
-            s.bootstraps
+            s.bootstraps,
+            s.large_writes
+        )?;
+        writeln!(
+            f,
+            "attacks: {} rogue writes ({} forged document sets, {} forged snapshots, {} garbage messages); {} rejections; {} messages refused whole",
+            s.rogue_attempts,
+            s.forged_docs,
+            s.forged_snapshots,
+            s.garbage,
+            s.rejected,
+            s.bad_messages
+        )?;
+        writeln!(
+            f,
+            "revocations: {} ({} records rebuilt without revoked changes, {} writes refused by revoked writers)",
+            s.revocations, s.rebuilt, s.refused_revoked
         )?;
         let names = [
             "?",
@@ -140,10 +188,22 @@ impl fmt::Display for Totals {
             "denied",
         ];
         write!(f, "per change by kind:")?;
+        let mut garbage = (0, 0);
         for (k, (m, b)) in &s.by_kind {
-            let name = names.get(usize::from(*k)).copied().unwrap_or("?");
-            write!(f, " {name} {:.1} msgs/{:.0} B;", per(*m), per(*b))?;
+            match names.get(usize::from(*k)) {
+                Some(name) if *k > 0 => write!(f, " {name} {:.1} msgs/{:.0} B;", per(*m), per(*b))?,
+                _ => {
+                    garbage.0 += m;
+                    garbage.1 += b;
+                }
+            }
         }
+        write!(
+            f,
+            " garbage {:.1} msgs/{:.0} B;",
+            per(garbage.0),
+            per(garbage.1)
+        )?;
         writeln!(f)?;
         write!(
             f,

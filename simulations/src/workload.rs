@@ -1,21 +1,24 @@
 //! Random local activity: creates, field writes, text edits, deletes,
-//! conflict resolutions, forged writes by read-only nodes, and records
-//! rolled back behind the engine's back. Every acknowledged write is
-//! remembered for the invariants.
+//! conflict resolutions, long descriptions, revocations by the owner, and
+//! records rolled back behind the engine's back. Every acknowledged write
+//! is remembered for the invariants, and every change honest writers make
+//! goes into the ground truth.
 
 use std::collections::BTreeMap;
 
-use labmesh_sync::feed::{Batch, Entry, SignedBatch};
-use labmesh_sync::wire::Message;
-use labmesh_sync::{Edit, FieldValue, LocalWrite, RecordDoc, RecordUid, ScopeId, WriteError};
+use labmesh_sync::{
+    Edit, Effect, FieldValue, LocalWrite, RecordDoc, RecordUid, ScopeId, WriteError,
+};
 use rand::RngExt;
 
-use crate::net::Packet;
+use crate::truth::Made;
 use crate::world::World;
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SCALARS: [&str; 4] = ["key", "size", "kind", "note"];
 const TEXT: &str = "description";
+/// The field of a revocation record: the revoked writer's key.
+pub(crate) const REVOKES: &str = "revokes";
 
 /// One acknowledged write of a scalar field (a value, or `None` for a delete).
 #[derive(Clone, Debug)]
@@ -40,6 +43,14 @@ pub(crate) struct Acks {
     pub(crate) changes: Vec<(ScopeId, RecordUid, [u8; 32])>,
 }
 
+impl Acks {
+    /// Records an acknowledged write that never happened (the
+    /// `PhantomWrite` self-test).
+    pub(crate) fn phantom(&mut self, ack: Ack) {
+        self.writes.push(ack);
+    }
+}
+
 impl World {
     fn fresh_value(&mut self, field: &str) -> FieldValue {
         let n = self.acks.writes.len() as i64;
@@ -59,24 +70,32 @@ impl World {
         RecordUid::new(&s)
     }
 
-    /// One random local write by a random joined node.
-    pub(crate) fn random_write(&mut self) {
+    /// A random joined node and one of its scopes it is not bootstrapping.
+    fn pick_writer_scope(&mut self, writers_only: bool) -> Option<(usize, ScopeId)> {
         let joined: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].joined)
+            .filter(|&i| self.nodes[i].joined && (!writers_only || self.nodes[i].writer))
             .collect();
+        if joined.is_empty() {
+            return None;
+        }
         let i = joined[self.rng.random_range(0..joined.len())];
         let scopes = self.nodes[i].scopes.clone();
         let scope = scopes[self.rng.random_range(0..scopes.len())].clone();
-        if self.nodes[i].engine.bootstrapping(&scope) {
+        (!self.nodes[i].engine.bootstrapping(&scope)).then_some((i, scope))
+    }
+
+    /// One random local write by a random joined node.
+    pub(crate) fn random_write(&mut self) {
+        let Some((i, scope)) = self.pick_writer_scope(false) else {
             return;
-        }
+        };
         let existing: Vec<RecordUid> = self.nodes[i]
             .store
             .records(&scope)
             .map(|(u, _)| u.clone())
             .collect();
         let roll = self.rng.random_range(0..100);
-        let (uid, edits) = if existing.is_empty() || roll < 25 {
+        let (uid, edits) = if existing.is_empty() || roll < 20 {
             let Ok(uid) = self.new_uid() else { return };
             let mut edits: Vec<Edit> = Vec::new();
             for f in SCALARS.iter().take(3) {
@@ -88,19 +107,30 @@ impl World {
         } else {
             let uid = existing[self.rng.random_range(0..existing.len())].clone();
             let edit = match roll {
-                25..=59 => {
+                20..=54 => {
                     let f = SCALARS[self.rng.random_range(0..SCALARS.len())];
                     let v = self.fresh_value(f);
                     Edit::set(f, v)
                 }
-                60..=74 => Edit::Splice {
+                55..=64 => Edit::Splice {
                     field: TEXT.into(),
                     pos: self.rng.random_range(0..30),
                     delete: self.rng.random_range(0..3),
                     insert: format!(" w{}", self.acks.writes.len()),
                 },
-                75..=79 => Edit::Delete(SCALARS[self.rng.random_range(0..SCALARS.len())].into()),
-                80..=84 => {
+                65..=71 => {
+                    let text = self.text_of(i, &scope, &uid);
+                    let n = self.acks.writes.len();
+                    let cut = text.chars().count() / 2;
+                    let updated: String = if self.rng.random_bool(0.5) {
+                        format!("u{n} {}", text.chars().skip(cut).collect::<String>())
+                    } else {
+                        format!("{} u{n}", text.chars().take(cut).collect::<String>())
+                    };
+                    Edit::update_text(TEXT, updated)
+                }
+                72..=76 => Edit::Delete(SCALARS[self.rng.random_range(0..SCALARS.len())].into()),
+                77..=84 => {
                     if self.rng.random_bool(0.5) {
                         Edit::Tombstone
                     } else {
@@ -123,17 +153,59 @@ impl World {
         self.honest_write(i, write);
     }
 
+    fn text_of(&self, i: usize, scope: &ScopeId, uid: &RecordUid) -> String {
+        match self.nodes[i]
+            .store
+            .record(scope, uid)
+            .and_then(|r| r.view.fields.get(TEXT).cloned())
+        {
+            Some(FieldValue::Text(t)) => t,
+            _ => String::new(),
+        }
+    }
+
+    /// A writer gives a record a large blob (its document outgrows a
+    /// response: it travels alone in snapshots and repair, and its change
+    /// is larger than a 64 KiB entry) and a longer description.
+    pub(crate) fn large_write(&mut self) {
+        let Some((i, scope)) = self.pick_writer_scope(true) else {
+            return;
+        };
+        let Some(uid) = self.nodes[i]
+            .store
+            .records(&scope)
+            .next()
+            .map(|(u, _)| u.clone())
+        else {
+            return;
+        };
+        let blob: Vec<u8> = (0..self.cfg.large_bytes)
+            .map(|_| self.rng.random())
+            .collect();
+        let text = self.text_of(i, &scope, &uid);
+        let words: String = (0..300)
+            .map(|_| SCALARS[self.rng.random_range(0..SCALARS.len())])
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.report.large_writes += 1;
+        let write = LocalWrite {
+            scope,
+            uid,
+            edits: vec![
+                Edit::set("blob", FieldValue::Bytes(blob)),
+                Edit::update_text(TEXT, format!("{text} {words}")),
+            ],
+        };
+        self.honest_write(i, write);
+    }
+
     /// Resolves a conflict on the record if it has one (else sets a field).
     fn resolution(&mut self, i: usize, scope: &ScopeId, uid: &RecordUid) -> Edit {
         let conflict = self.nodes[i]
             .store
             .record(scope, uid)
             .and_then(|r| RecordDoc::load(&r.doc).ok())
-            .and_then(|d| {
-                d.conflicts()
-                    .into_iter()
-                    .find(|c| !c.field.starts_with('$') && c.field != TEXT)
-            });
+            .and_then(|d| d.conflicts().into_iter().find(|c| c.field != TEXT));
         match conflict {
             Some(c) => {
                 let pick = c.values[self.rng.random_range(0..c.values.len())].clone();
@@ -146,31 +218,106 @@ impl World {
         }
     }
 
-    fn honest_write(&mut self, i: usize, write: LocalWrite) {
+    /// The owner (node 0) revokes a writer's right on one of its scopes:
+    /// a revocation record, which reaches each node in its own time.
+    pub(crate) fn revoke_someone(&mut self) {
+        let candidates: Vec<(usize, ScopeId)> = (1..self.nodes.len())
+            .filter(|&w| self.nodes[w].writer)
+            .flat_map(|w| {
+                self.nodes[w]
+                    .scopes
+                    .iter()
+                    .filter(|s| self.truth.access.revoked_at(&self.nodes[w].id, s).is_none())
+                    .map(move |s| (w, s.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if candidates.is_empty() || !self.nodes[0].joined {
+            return;
+        }
+        let (w, scope) = candidates[self.rng.random_range(0..candidates.len())].clone();
+        let Ok(uid) = self.new_uid() else { return };
+        let revoked = self.nodes[w].id;
+        let write = LocalWrite {
+            scope: scope.clone(),
+            uid,
+            edits: vec![
+                Edit::set("kind", FieldValue::Str("revocation".into())),
+                Edit::set(REVOKES, FieldValue::Bytes(revoked.as_bytes().to_vec())),
+            ],
+        };
+        if let Some(at) = self.honest_write(0, write) {
+            self.truth.access.revoke_write(revoked, &scope, at.ms);
+            self.report.revocations += 1;
+        }
+    }
+
+    /// An authorised node writes through its engine; returns the change's
+    /// clock if something was written.
+    pub(crate) fn honest_write(
+        &mut self,
+        i: usize,
+        write: LocalWrite,
+    ) -> Option<labmesh_sync::Hlc> {
         let before = self.nodes[i]
             .store
             .record(&write.scope, &write.uid)
             .and_then(|r| RecordDoc::load(&r.doc).ok());
         let now = self.wall(i);
         let node = &mut self.nodes[i];
-        let written =
-            match node
-                .engine
-                .write(now, std::slice::from_ref(&write), &node.store, &self.access)
+        let view = crate::world::View {
+            acl: &node.access,
+            permissive: false,
+        };
+        let written = match node
+            .engine
+            .write(now, std::slice::from_ref(&write), &node.store, &view)
+        {
+            Ok(w) => w,
+            Err(WriteError::NotAuthorized { .. })
+                if node.access.revoked_at(&node.id, &write.scope).is_some() =>
             {
-                Ok(w) => w,
-                Err(e) => {
-                    self.violations
-                        .push(format!("node {i}: an authorised write failed: {e}"));
-                    return;
-                }
-            };
+                // It learned of its revocation: refusing is right.
+                self.report.refused_revoked += 1;
+                return None;
+            }
+            Err(e) => {
+                self.violations
+                    .push(format!("node {i}: an authorised write failed: {e}"));
+                return None;
+            }
+        };
+        let me = self.nodes[i].id;
         for receipt in &written.receipts {
             self.acks
                 .changes
                 .push((receipt.scope.clone(), receipt.uid.clone(), receipt.change));
             self.report.changes += 1;
+            let deps = written
+                .output
+                .effects
+                .iter()
+                .find_map(|e| match e {
+                    Effect::PutDocument {
+                        scope, uid, doc, ..
+                    } if *scope == receipt.scope && *uid == receipt.uid => {
+                        RecordDoc::load(doc).ok()
+                    }
+                    _ => None,
+                })
+                .and_then(|d| d.deps_of(&receipt.change))
+                .unwrap_or_default();
+            self.truth.record(
+                receipt.change,
+                Made {
+                    scope: receipt.scope.clone(),
+                    author: me,
+                    ms: receipt.hlc.ms,
+                    deps,
+                },
+            );
         }
+        let change = written.receipts.first().map(|r| (r.change, r.hlc));
         for edit in &write.edits {
             let (field, value) = match edit {
                 Edit::Set(f, FieldValue::Text(_)) if f == TEXT => continue,
@@ -188,11 +335,6 @@ impl World {
                         .is_some_and(|d| d.has_change(&self.acks.writes[k].change))
                 })
                 .collect();
-            let change = written
-                .receipts
-                .first()
-                .map(|r| r.change)
-                .unwrap_or_default();
             let idx = self.acks.writes.len();
             let ack = Ack {
                 scope: write.scope.clone(),
@@ -200,86 +342,14 @@ impl World {
                 field,
                 value,
                 node: i,
-                change,
+                change: change.map(|c| c.0).unwrap_or_default(),
                 overwrote,
             };
             self.acks.writes.push(ack);
             self.acks.by_field.entry(key).or_default().push(idx);
         }
         self.process(i, written.output);
-    }
-
-    /// A read-only node writes: its engine refuses; it then forges a signed
-    /// batch by hand and sends it to its peers, who must reject it.
-    fn rogue_write(&mut self, i: usize, write: LocalWrite) {
-        self.report.rogue_attempts += 1;
-        let now = self.wall(i);
-        let node = &mut self.nodes[i];
-        match node
-            .engine
-            .write(now, std::slice::from_ref(&write), &node.store, &self.access)
-        {
-            Err(WriteError::NotAuthorized { .. }) => {}
-            other => {
-                self.violations.push(format!(
-                    "node {i} (read-only) was allowed to write: {:?}",
-                    other.map(|w| w.receipts)
-                ));
-                return;
-            }
-        }
-        let mut doc = node
-            .store
-            .record(&write.scope, &write.uid)
-            .and_then(|r| RecordDoc::load(&r.doc).ok())
-            .unwrap_or_default();
-        let hlc = labmesh_sync::Hlc {
-            ms: now,
-            logical: 0,
-            node: labmesh_sync::Hlc::node_tag(&node.id),
-        };
-        let Ok(Some(change)) = doc.edit(&node.id, hlc, &write.edits) else {
-            return;
-        };
-        node.rogue_seq += 1;
-        let prev = node
-            .rogue_prev
-            .insert(write.scope.clone(), node.rogue_seq)
-            .unwrap_or(0);
-        let batch = Batch {
-            origin: node.id,
-            scope: write.scope.clone(),
-            prev,
-            first_seq: node.rogue_seq,
-            entries: vec![Entry {
-                hlc,
-                uid: write.uid.clone(),
-                change,
-            }],
-        };
-        let Ok(signed) = SignedBatch::sign(&node.key, batch) else {
-            return;
-        };
-        let bytes = Message::Batches {
-            scope: write.scope.clone(),
-            more: false,
-            batches: vec![signed],
-        }
-        .encode();
-        let peers: Vec<usize> = self.links[i]
-            .iter()
-            .filter(|(p, s)| self.nodes[**p].joined && s.contains(&write.scope))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in peers {
-            let packet = Packet {
-                from: i,
-                to: p,
-                bytes: bytes.clone(),
-            };
-            self.net
-                .send(self.now, packet, self.faults.as_ref(), &mut self.rng);
-        }
+        change.map(|c| c.1)
     }
 
     /// Replaces one record's document at a node with another replica's copy,
@@ -327,6 +397,21 @@ impl World {
             return;
         };
         if theirs.heads() == mine.heads() {
+            return;
+        }
+        // A rollback must not bring back changes this node already dropped.
+        let access = &self.nodes[i].access;
+        let invalid = theirs.invalid_changes(|a| {
+            labmesh_crypto::PublicKey::from_bytes(&a.actor).is_ok_and(|k| {
+                let at = labmesh_sync::Hlc {
+                    ms: a.ms,
+                    logical: 0,
+                    node: 0,
+                };
+                labmesh_sync::Access::may_write(access, &k, &scope, at)
+            })
+        });
+        if !invalid.is_empty() {
             return;
         }
         self.nodes[i].store.overwrite_document(&scope, &uid, theirs);

@@ -57,6 +57,12 @@ pub enum DocError {
         /// How many dependencies are missing.
         missing: usize,
     },
+    /// A change reuses its actor's sequence number: its author rebuilt its
+    /// replica without a refused change, which this replica still holds.
+    #[error(
+        "the change reuses a sequence number of its author (one replica dropped a refused change the other still holds); it applies once both agree"
+    )]
+    SeqReused,
 }
 
 impl DocError {
@@ -158,6 +164,46 @@ pub enum WriteError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The node's own feed is at the end of the sequence space.
-    #[error("the change feed is exhausted")]
+    #[error("the change feed is exhausted (sequence number 2^64 reached)")]
     FeedExhausted,
+    /// The write would make the record's document too large to travel in
+    /// one snapshot or repair message.
+    #[error(
+        "record {uid} would be {bytes} bytes as a shared document; shared records are limited to {max} bytes: shorten its long text fields (such as the description) or keep the text in an artifact"
+    )]
+    RecordTooLarge {
+        /// The record.
+        uid: String,
+        /// The document's size after the write.
+        bytes: usize,
+        /// The limit ([`crate::wire::limits::MAX_RECORD_BYTES`]).
+        max: usize,
+    },
+    /// One write's change is too large for a feed entry.
+    #[error(
+        "the change to record {uid} is {bytes} bytes; one change is limited to {max} bytes: split the edit into several writes"
+    )]
+    ChangeTooLarge {
+        /// The record.
+        uid: String,
+        /// The change's size.
+        bytes: usize,
+        /// The limit ([`crate::wire::limits::MAX_CHANGE_BYTES`]).
+        max: usize,
+    },
+    /// The clock reading is beyond what a feed entry may carry (the wall
+    /// clock is set past year 9999).
+    #[error(
+        "this node's clock reads {ms} ms since 1970, past the last clock a feed entry may carry ({max}); fix the system clock"
+    )]
+    ClockOutOfRange {
+        /// The reading.
+        ms: u64,
+        /// The limit ([`crate::hlc::MAX_HLC_MS`]).
+        max: u64,
+    },
+    /// Signing the batch failed for a reason the checks above did not
+    /// catch (a bug: please report it).
+    #[error("the signed batch could not be built: {0}")]
+    Batch(WireError),
 }

@@ -27,7 +27,7 @@
 use labmesh_crypto::{NodeKey, PublicKey, Signature, sign_batch, verify_batch};
 
 use crate::error::WireError;
-use crate::hlc::Hlc;
+use crate::hlc::{Hlc, MAX_HLC_MS};
 use crate::ids::{RecordUid, ScopeId};
 use crate::wire::codec::{Reader, Writer};
 use crate::wire::limits::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_CHANGE_BYTES};
@@ -110,6 +110,9 @@ impl Batch {
         }
         if self.entries.iter().any(|e| e.hlc.node != tag) {
             return bad("entry clocks carry the origin's tag");
+        }
+        if self.entries.iter().any(|e| e.hlc.ms > MAX_HLC_MS) {
+            return bad("an entry clock is past MAX_HLC_MS (year 9999)");
         }
         if self
             .entries

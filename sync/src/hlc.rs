@@ -11,6 +11,12 @@
 
 use labmesh_crypto::PublicKey;
 
+/// The last physical time a feed entry may carry: 9999-12-31T23:59:59.999Z.
+/// Batches with later clocks are malformed (the same decision on every
+/// replica, whatever its own clock says), so no remote clock can push a
+/// node's clock to the end of its range.
+pub const MAX_HLC_MS: u64 = 253_402_300_799_999;
+
 /// A hybrid logical clock value. Ordered by (`ms`, `logical`, `node`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Hlc {
@@ -115,9 +121,13 @@ impl HlcClock {
 
     /// Folds a remote timestamp into the clock, so later local readings sort
     /// after it; reports it if it is more than the maximum drift ahead.
+    /// Clocks past [`MAX_HLC_MS`] (which no valid batch carries) are
+    /// reported but not folded in.
     pub fn observe(&mut self, remote: Hlc, wall_ms: u64) -> Observed {
         let ahead = remote.ms.saturating_sub(wall_ms);
-        if (remote.ms, remote.logical) > (self.last.ms, self.last.logical) {
+        if remote.ms <= MAX_HLC_MS
+            && (remote.ms, remote.logical) > (self.last.ms, self.last.logical)
+        {
             self.last = Hlc {
                 ms: remote.ms,
                 logical: remote.logical,
@@ -150,10 +160,17 @@ impl HlcClock {
                 node: self.node,
             },
             // 4 billion events in one millisecond: borrow from the future.
-            None => Hlc {
-                ms: last.ms.saturating_add(1),
-                logical: 0,
-                node: self.node,
+            None => match last.ms.checked_add(1) {
+                Some(ms) => Hlc {
+                    ms,
+                    logical: 0,
+                    node: self.node,
+                },
+                // The end of time: stay there rather than wrap below it.
+                None => Hlc {
+                    node: self.node,
+                    ..last
+                },
             },
         }
     }
@@ -218,6 +235,27 @@ mod tests {
         assert_eq!(Hlc::from_bytes(&a.to_bytes()), Some(a));
         assert!(a.to_bytes() < b.to_bytes());
         assert_eq!(Hlc::from_bytes(&[0; 19]), None);
+    }
+
+    #[test]
+    fn the_clock_never_reads_below_the_end_of_time_and_ignores_clocks_past_the_limit() {
+        let key = NodeKey::generate().public_key();
+        let end = Hlc {
+            ms: u64::MAX,
+            logical: u32::MAX,
+            node: 0,
+        };
+        let mut clock = HlcClock::new(&key, end, 0);
+        let next = clock.now(5);
+        assert!((next.ms, next.logical) >= (end.ms, end.logical), "{next:?}");
+        let mut clock = HlcClock::new(&key, Hlc::default(), 1_000);
+        let absurd = Hlc {
+            ms: MAX_HLC_MS + 1,
+            logical: 0,
+            node: 1,
+        };
+        assert!(clock.observe(absurd, 10).ahead_ms.is_some(), "flagged");
+        assert!(clock.now(10).ms < MAX_HLC_MS, "not folded in");
     }
 
     #[test]

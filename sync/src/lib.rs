@@ -20,7 +20,8 @@
 //! Inputs are [`Engine::write`] (local edits of shared records),
 //! [`Engine::handle`] (bytes from an authenticated peer),
 //! [`Engine::tick`] (a timer, every few seconds), [`Engine::connect`],
-//! [`Engine::disconnect`] and [`Engine::bootstrap`].
+//! [`Engine::disconnect`], [`Engine::bootstrap`] and
+//! [`Engine::revalidate`] (access changed: a revocation arrived).
 //!
 //! ```
 //! use labmesh_crypto::NodeKey;
@@ -81,7 +82,7 @@
 //! | [`engine`] | the state machine: writes, pulls, pushes, gossip, snapshots, repair |
 //! | [`digest`] | bucketed (uid, heads) digests and marks digests for anti-entropy |
 //! | [`rules`] | deterministic `is_latest` and duplicate rules |
-//! | [`memory`] | an in-memory [`Store`] and a static ACL, for tests and the simulator |
+//! | [`memory`] | an in-memory [`Store`] and an ACL with timed revocations, for tests and the simulator |
 //! | `net` | (feature `net`) the libp2p transport: sync messages, gossip, content streams |
 //! | [`ids`], [`error`] | validated scope ids and uids; error types |
 

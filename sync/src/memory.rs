@@ -44,6 +44,7 @@ pub struct MemoryStore {
     batches: BTreeMap<(ScopeId, PublicKey), Feed>,
     buckets: BTreeMap<ScopeId, BucketDigests>,
     head: (u64, Hlc),
+    refused: BTreeMap<ScopeId, BTreeSet<[u8; 32]>>,
 }
 
 impl MemoryStore {
@@ -105,6 +106,14 @@ impl MemoryStore {
                     *mark = (*mark).max(seq);
                 }
                 Effect::LocalHead { seq, hlc } => self.head = (seq, hlc),
+                Effect::RaiseClock { hlc } => {
+                    if (hlc.ms, hlc.logical) > (self.head.1.ms, self.head.1.logical) {
+                        self.head.1 = hlc;
+                    }
+                }
+                Effect::RefuseChanges { scope, changes } => {
+                    self.refused.entry(scope).or_default().extend(changes);
+                }
             }
         }
     }
@@ -150,6 +159,22 @@ impl MemoryStore {
             heads,
         };
         self.apply(vec![effect]);
+    }
+}
+
+impl MemoryStore {
+    /// Replaces only the stored bytes of a record's document, leaving its
+    /// row, heads and digest: what a corrupted disk does. (Fault injection
+    /// for the simulator's self-tests.)
+    pub fn corrupt_document(&mut self, scope: &ScopeId, uid: &RecordUid, doc: Vec<u8>) {
+        if let Some(r) = self.records.get_mut(scope).and_then(|r| r.get_mut(uid)) {
+            r.doc = doc;
+        }
+    }
+
+    /// How many changes of `scope` are remembered as refused.
+    pub fn refused_count(&self, scope: &ScopeId) -> usize {
+        self.refused.get(scope).map_or(0, BTreeSet::len)
     }
 }
 
@@ -230,14 +255,21 @@ impl Store for MemoryStore {
     fn local_head(&self) -> Result<(u64, Hlc), StoreError> {
         Ok(self.head)
     }
+
+    fn refused(&self, scope: &ScopeId, change: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.refused.get(scope).is_some_and(|s| s.contains(change)))
+    }
 }
 
-/// A fixed access-control list: who may read and who may write each scope.
-/// Writing implies reading.
+/// An access-control list in memory: who may read and who may write each
+/// scope, and write rights revoked at a given time. Writing implies
+/// reading; a revoked writer keeps reading.
 #[derive(Clone, Debug, Default)]
 pub struct StaticAccess {
     readers: BTreeMap<ScopeId, BTreeSet<PublicKey>>,
     writers: BTreeMap<ScopeId, BTreeSet<PublicKey>>,
+    /// (scope, writer) -> the last millisecond its write right covers.
+    revoked: BTreeMap<(ScopeId, PublicKey), u64>,
 }
 
 impl StaticAccess {
@@ -258,12 +290,35 @@ impl StaticAccess {
     }
 }
 
+impl StaticAccess {
+    /// Revokes `node`'s write right on `scope` at `at_ms`: changes stamped
+    /// at or before it stay valid, later ones are not (judged on the
+    /// milliseconds, as [`Access::may_write`] requires). An earlier
+    /// revocation of the same right wins.
+    pub fn revoke_write(&mut self, node: PublicKey, scope: &ScopeId, at_ms: u64) {
+        let slot = self.revoked.entry((scope.clone(), node)).or_insert(at_ms);
+        *slot = (*slot).min(at_ms);
+    }
+
+    /// When `node`'s write right on `scope` was revoked, if it was.
+    pub fn revoked_at(&self, node: &PublicKey, scope: &ScopeId) -> Option<u64> {
+        self.revoked.get(&(scope.clone(), *node)).copied()
+    }
+}
+
 impl Access for StaticAccess {
     fn may_read(&self, peer: &PublicKey, scope: &ScopeId) -> bool {
         self.readers.get(scope).is_some_and(|s| s.contains(peer))
     }
 
-    fn may_write(&self, origin: &PublicKey, scope: &ScopeId, _at: Hlc) -> bool {
+    fn may_write(&self, origin: &PublicKey, scope: &ScopeId, at: Hlc) -> bool {
+        self.held_write(origin, scope)
+            && self
+                .revoked_at(origin, scope)
+                .is_none_or(|last| at.ms <= last)
+    }
+
+    fn held_write(&self, origin: &PublicKey, scope: &ScopeId) -> bool {
         self.writers.get(scope).is_some_and(|s| s.contains(origin))
     }
 }

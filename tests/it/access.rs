@@ -1,6 +1,12 @@
 //! Identities and capability tokens through the CLI: three labs, a grant,
 //! a delegation, verification as the serving node does it, revocation.
 
+mod chain;
+mod collections;
+mod time;
+
+use std::process::Output;
+
 use labmesh_tests::Sandbox;
 
 fn peer_id(sb: &Sandbox, lab: &str) -> String {
@@ -8,6 +14,49 @@ fn peer_id(sb: &Sandbox, lab: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// Asserts a clean refusal: exit code 1 (not a clap usage error, 2, nor a
+/// panic, 101) and `why` in stderr. Returns stderr.
+fn refused(out: Output, why: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr:\n{err}");
+    assert!(err.contains(why), "expected {why:?} in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// `labmesh --instance <lab> token verify <token> --holder … --op … --resource …`.
+fn verify(sb: &Sandbox, lab: &str, token: &str, holder: &str, op: &str, resource: &str) -> Output {
+    sb.run(
+        "",
+        &[
+            "--instance",
+            lab,
+            "token",
+            "verify",
+            token,
+            "--holder",
+            holder,
+            "--op",
+            op,
+            "--resource",
+            resource,
+        ],
+    )
+}
+
+/// `n` fresh instances, each knowing every other by name.
+fn labs(sb: &Sandbox, names: &[&str]) {
+    for lab in names {
+        sb.ok("", &["init", lab]);
+    }
+    for book in names {
+        for other in names.iter().filter(|o| *o != book) {
+            let line = sb.ok("", &["--instance", other, "id", "export"]);
+            sb.ok("", &["--instance", book, "id", "import", line.trim()]);
+        }
+    }
 }
 
 #[test]
@@ -100,14 +149,12 @@ fn grant_delegate_verify_revoke() {
         )
     };
     assert!(verify(&c, "read", &scope).status.success());
-    let refused = |out: std::process::Output, why: &str| {
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(err.contains(why), "expected {why:?} in: {err}");
-    };
     refused(verify(&c, "write", &scope), "needs write");
     refused(verify(&b, "read", &scope), "presented by");
-    refused(verify(&c, "read", "instance"), "token refused");
+    refused(
+        verify(&c, "read", "instance"),
+        &format!("token scope `{scope}` does not cover `instance`"),
+    );
 
     // Widening a delegation is refused when it is made.
     let err = sb.fails(
@@ -129,7 +176,7 @@ fn grant_delegate_verify_revoke() {
     assert!(err.contains("can only narrow"), "{err}");
 
     // Revoking the root grant cuts the delegated token too.
-    sb.ok(
+    let said = sb.ok(
         "",
         &[
             "--instance",
@@ -138,6 +185,11 @@ fn grant_delegate_verify_revoke() {
             &granted["token_id"].as_str().unwrap()[..12],
         ],
     );
+    assert!(
+        said.contains("this node issued it and refuses it"),
+        "{said}"
+    );
+    refused(verify(&c, "read", &scope), "block 0 (id");
     refused(verify(&c, "read", &scope), "has been revoked");
     let tokens = sb.json("", &["--instance", "lab-a", "tokens"]);
     assert_eq!(tokens[0]["state"], "revoked");
@@ -206,26 +258,26 @@ fn forged_and_foreign_tokens_are_refused() {
     let i = chars.len() - 10;
     chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
     let forged: String = chars.into_iter().collect();
-    let err = sb.fails(
-        "",
-        &[
-            "--instance",
-            "lab-a",
-            "token",
-            "verify",
-            &forged,
-            "--holder",
-            &b,
-            "--op",
-            "read",
-            "--resource",
-            "instance",
-        ],
+    // The flipped character lies in the signature: decoding succeeds and
+    // the signature check names the block.
+    refused(
+        verify(&sb, "lab-a", &forged, &b, "read", "instance"),
+        "block 0: signature does not verify against its issuer (forged or altered)",
     );
-    assert!(err.contains("token"), "{err}");
     // Garbage is not a token.
     let err = sb.fails("", &["--instance", "lab-a", "token", "inspect", "lmt1_!!!"]);
     assert!(err.contains("lmt1_"), "{err}");
+    // A huge argument is quoted by a short prefix, not echoed whole.
+    let huge = format!("lmt1_{}", "A".repeat(20_000));
+    for args in [
+        ["token", "inspect", huge.as_str()],
+        ["revoke", huge.as_str(), "--reason=x"],
+    ] {
+        let mut all = vec!["--instance", "lab-a"];
+        all.extend_from_slice(&args);
+        let err = refused(sb.run("", &all), "(20005 characters)");
+        assert!(err.len() < 1_000, "{} bytes: {err}", err.len());
+    }
     // Bad expiry input.
     let err = sb.fails(
         "",
@@ -271,4 +323,30 @@ fn a_node_key_readable_by_others_is_refused() {
     let secret_line = pem.lines().nth(1).unwrap();
     let all = format!("{}{}", sb.ok("lab", &["id"]), err);
     assert!(!all.contains(secret_line));
+}
+
+#[test]
+fn identity_line_errors_name_the_line_not_the_node_key() {
+    let sb = Sandbox::new();
+    sb.ok("", &["init", "lab"]);
+    for (line, why) in [
+        ("garbage", "invalid identity line"),
+        (
+            "labmesh-identity:v1:lab-b:12D3KooWnot",
+            "not a libp2p PeerId",
+        ),
+        (
+            "labmesh-identity:v9:lab-b:x",
+            "version `v9` is not supported",
+        ),
+    ] {
+        let err = refused(sb.run("lab", &["id", "import", line]), why);
+        assert!(!err.contains("node key"), "{err}");
+        assert!(err.contains("labmesh id export"), "{err}");
+    }
+    let err = refused(
+        sb.run("lab", &["id", "export", "--name", "no spaces"]),
+        "invalid identity name",
+    );
+    assert!(!err.contains("node key"), "{err}");
 }

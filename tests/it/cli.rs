@@ -204,3 +204,157 @@ fn a_corrupted_object_fails_cache_until_the_original_is_saved_again() {
     let path = sb.ok("lab", &["cache", "m.csv"]);
     assert_eq!(std::fs::read_to_string(path.trim()).unwrap(), "a,b\n");
 }
+
+#[test]
+fn a_moved_instance_keeps_working() {
+    let sb = Sandbox::new();
+    sb.ok("", &["init", "lab"]);
+    sb.write("lab/data/a.csv", "a,b\n1,2\n");
+    sb.write("lab/run/x.txt", "x");
+    sb.ok("lab", &["save", "data/a.csv"]);
+    sb.ok("lab", &["save", "run"]);
+    std::fs::rename(sb.path().join("lab"), sb.path().join("moved")).unwrap();
+    let path = sb.ok("moved", &["cache", "data/a.csv"]);
+    assert!(
+        path.trim()
+            .starts_with(&sb.path().join("moved").display().to_string()),
+        "{path}"
+    );
+    assert_eq!(std::fs::read_to_string(path.trim()).unwrap(), "a,b\n1,2\n");
+    sb.ok("moved", &["cache", "run"]);
+    sb.write("moved/b.csv", "new");
+    let saved = sb.json("moved", &["save", "b.csv"]);
+    assert_eq!(saved["status"], "created");
+    sb.ok("moved", &["cache", "b.csv"]);
+    assert!(
+        !sb.path().join("lab").exists(),
+        "nothing is written where the instance used to be"
+    );
+    let info = sb.json("moved", &["info"]);
+    assert_eq!(info["storage"]["root"], ".labmesh/storage");
+}
+
+#[test]
+fn secrets_are_refused_at_init_and_never_written() {
+    let sb = Sandbox::new();
+    let err = sb.fails(
+        "",
+        &[
+            "init",
+            "lab",
+            "--storage",
+            "s3://bucket/x",
+            "--storage-option",
+            "aws_secret_access_key=SUPERSECRET",
+        ],
+    );
+    assert!(
+        err.contains("AWS_SECRET_ACCESS_KEY") && err.contains("environment"),
+        "{err}"
+    );
+    assert!(!err.contains("SUPERSECRET"), "{err}");
+    assert!(!sb.path().join("lab").exists(), "nothing was created");
+}
+
+#[test]
+fn listings_show_keys_as_they_are_and_hide_labmesh_own_artifacts() {
+    let sb = Sandbox::new();
+    sb.ok("", &["init", "lab"]);
+    sb.write("lab/data/run42/a.csv", "1");
+    sb.write("lab/data/run42/b.csv", "2");
+    sb.ok("lab", &["save", "data/run42"]);
+    let table = sb.ok("lab", &["ls"]);
+    let row = table.lines().nth(1).unwrap();
+    let json = sb.json("lab", &["ls"]);
+    let key = json[0]["key"].as_str().unwrap();
+    assert_eq!(key, "data/run42");
+    assert!(
+        row.split_whitespace().any(|w| w == key),
+        "the table shows the key --json shows: {row}"
+    );
+    assert!(row.contains("2 files"), "{row}");
+    // A run's report is labmesh's own artifact: in `ls --all` only.
+    sb.ok("lab", &["run", "--key", "hello", "--", "echo", "hello"]);
+    let keys = |args: &[&str]| -> Vec<String> {
+        sb.json("lab", args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&["ls"]), ["data/run42"]);
+    let all = keys(&["ls", "--all"]);
+    assert!(
+        all.iter().any(|k| k.starts_with(".labmesh/runs/")),
+        "{all:?}"
+    );
+    let err = sb.fails(
+        "lab",
+        &["save", "data/run42/a.csv", "--key", ".labmesh/runs/x.csv"],
+    );
+    assert!(err.contains("labmesh keeps its own artifacts"), "{err}");
+}
+
+#[test]
+fn saving_labmesh_own_files_is_refused() {
+    let sb = Sandbox::new();
+    sb.ok("", &["init", "lab"]);
+    for path in [".labmesh", ".labmesh/node.key", "."] {
+        let err = sb.fails("lab", &["save", path]);
+        assert!(
+            err.contains("private key") || err.contains("instance's own directory"),
+            "{path}: {err}"
+        );
+    }
+    assert_eq!(
+        sb.json("lab", &["ls", "--all"]).as_array().unwrap().len(),
+        0
+    );
+}
+
+#[test]
+fn damaged_instances_and_colliding_names_get_clear_errors() {
+    let sb = Sandbox::new();
+    sb.ok("", &["init", "lab"]);
+    // Two files outside the instance with the same name, in one call.
+    sb.write("x/a/results.csv", "1");
+    sb.write("x/b/results.csv", "2");
+    sb.write("x/c/results.csv/inner.txt", "3");
+    let a = sb.path().join("x/a/results.csv");
+    let b = sb.path().join("x/b/results.csv");
+    let err = sb.fails("lab", &["save", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(
+        err.contains("would both be saved as \"results.csv\""),
+        "{err}"
+    );
+    // The same with a folder in the call (saved separately): still refused up front.
+    let c = sb.path().join("x/c/results.csv");
+    let err = sb.fails("lab", &["save", a.to_str().unwrap(), c.to_str().unwrap()]);
+    assert!(err.contains("would both be saved"), "{err}");
+    assert_eq!(sb.json("lab", &["ls"]).as_array().unwrap().len(), 0);
+
+    let config = sb.path().join("lab/.labmesh/config.toml");
+    let kept = std::fs::read(&config).unwrap();
+    std::fs::remove_file(&config).unwrap();
+    let err = sb.fails("lab", &["ls"]);
+    assert!(
+        err.contains("config.toml") && err.contains("missing") && err.contains("[storage]"),
+        "{err}"
+    );
+    std::fs::write(&config, kept).unwrap();
+
+    std::fs::write(sb.path().join("lab/.labmesh/instance.db"), b"").unwrap();
+    let err = sb.fails("lab", &["ls"]);
+    assert!(
+        err.contains("empty or damaged") && err.contains("backup") && !err.contains("no rows"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(sb.path().join("lab/.labmesh/instance.db"))
+            .unwrap()
+            .len(),
+        0,
+        "no schema was built over it"
+    );
+}

@@ -5,6 +5,7 @@ mod access;
 mod cli;
 mod configs;
 mod crash;
+mod mesh;
 mod provenance;
 mod registries;
 mod s3;

@@ -1,7 +1,12 @@
 //! Provenance end to end: real shell and Python scripts run through
 //! `labmesh run`, reading with `labmesh cache` and saving with `labmesh
 //! save` from inside the run; then `runs`, `transform show` and `lineage`
-//! as a user reads them.
+//! as a user reads them. `wrapper` has what happens around the command
+//! (killing `labmesh run`, version probes, nested runs, reports), `graphs`
+//! the pictures.
+
+mod graphs;
+mod wrapper;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,7 +16,7 @@ use serde_json::Value;
 
 /// A sandbox with an instance at `lab/` and `labmesh` on the PATH, as a
 /// user's scripts expect it.
-fn lab() -> Sandbox {
+pub(crate) fn lab() -> Sandbox {
     let mut sb = Sandbox::new();
     let bin_dir = labmesh_bin().parent().unwrap().to_path_buf();
     let path = format!(
@@ -25,16 +30,16 @@ fn lab() -> Sandbox {
     sb
 }
 
-fn last_run(sb: &Sandbox) -> Value {
+pub(crate) fn last_run(sb: &Sandbox) -> Value {
     let runs = sb.json("lab", &["runs", "--limit", "1"]);
     runs[0].clone()
 }
 
-fn detail(sb: &Sandbox, run: &Value) -> Value {
+pub(crate) fn detail(sb: &Sandbox, run: &Value) -> Value {
     sb.json("lab", &["runs", run["uid"].as_str().unwrap()])
 }
 
-fn keys(list: &Value) -> Vec<String> {
+pub(crate) fn keys(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
         .iter()
@@ -112,18 +117,33 @@ fn a_shell_script_run_records_its_inputs_outputs_and_output() {
         &["filter", "artifact", "transform.key = \"analyse.sh\""],
     );
     assert_eq!(keys(&found), ["results/count.txt"]);
+
+    // The artifact names the run that created it.
+    let described = sb.json("lab", &["describe", "results/count.txt"]);
+    assert_eq!(described["run"], run["uid"], "{described}");
+    let human = sb.ok("lab", &["describe", "results/count.txt"]);
+    assert!(
+        human.contains(run["uid"].as_str().unwrap()) && human.contains("analyse.sh v1"),
+        "{human}"
+    );
+}
+
+/// python3 is on this machine and in CI: a missing one is a broken
+/// environment, not a reason to pass.
+pub(crate) fn require_python() {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "python3 is needed by this test (install it, e.g. `apt-get install python3`)"
+    );
 }
 
 #[test]
 fn a_python_script_links_through_the_environment_and_records_its_interpreter() {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("python3 not found: skipped");
-        return;
-    }
+    require_python();
     let sb = lab();
     sb.write("lab/data/in.txt", "3\n4\n");
     sb.ok("lab", &["save", "data/in.txt"]);
@@ -292,9 +312,10 @@ fn cycles_are_refused_and_said_so() {
     );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("cannot consume what it produced"),
-        "{stderr}"
+    assert_eq!(
+        stderr.matches("cannot consume what it produced").count(),
+        1,
+        "said once:\n{stderr}"
     );
     let run = last_run(&sb);
     assert_eq!(
@@ -314,14 +335,39 @@ fn cycles_are_refused_and_said_so() {
     );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("cannot produce what it consumed"),
-        "{stderr}"
+    assert_eq!(
+        stderr.matches("cannot produce what it consumed").count(),
+        1,
+        "said once:\n{stderr}"
     );
     let run = last_run(&sb);
     assert_eq!(
         (run["n_inputs"].as_u64(), run["n_outputs"].as_u64()),
         (Some(1), Some(0))
+    );
+
+    // A save inside the command prints its refusal; the summary does not repeat it.
+    let out = sb.run(
+        "lab",
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "labmesh cache raw.csv > /dev/null && labmesh save raw.csv",
+        ],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("cannot produce what it consumed").count(),
+        1,
+        "said once:\n{stderr}"
+    );
+    assert_eq!(
+        last_run(&sb)["notes"].as_array().unwrap().len(),
+        1,
+        "but recorded"
     );
 }
 
@@ -355,7 +401,7 @@ fn a_script_outside_the_instance_is_refused_unless_named() {
 
 /// Checks that `xml` is well-formed: tags nest and close, attributes are
 /// quoted, entities are known. Returns the element names in order.
-fn well_formed(xml: &str) -> Vec<String> {
+pub(crate) fn well_formed(xml: &str) -> Vec<String> {
     let mut stack: Vec<String> = Vec::new();
     let mut names = Vec::new();
     let mut rest = xml.trim();
@@ -461,23 +507,63 @@ fn lineage_in_every_format_and_both_directions() {
     assert_eq!(edges.len(), 6);
     assert_eq!(nodes.iter().filter(|n| n["type"] == "run").count(), 3);
 
-    let mermaid = sb.ok("lab", &["lineage", "c.txt", "--format", "mermaid"]);
-    assert!(mermaid.starts_with("flowchart LR"));
+    // Mermaid and DOT: every edge of the JSON, between declared nodes
+    // (the library tests parse both formats fully).
     let id = |uid: &str| {
         let node = nodes.iter().find(|n| n["uid"] == uid).unwrap();
         format!("{}_{uid}", if node["type"] == "run" { "r" } else { "a" })
     };
-    for e in edges {
-        let edge = format!(
-            "{} --> {}",
-            id(e["from"].as_str().unwrap()),
-            id(e["to"].as_str().unwrap())
-        );
-        assert!(mermaid.contains(&edge), "{edge} missing:\n{mermaid}");
-    }
+    let want: std::collections::BTreeSet<(String, String)> = edges
+        .iter()
+        .map(|e| {
+            (
+                id(e["from"].as_str().unwrap()),
+                id(e["to"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let mermaid = sb.ok("lab", &["lineage", "c.txt", "--format", "mermaid"]);
+    assert!(mermaid.starts_with("flowchart LR\n"));
+    let declared: std::collections::HashSet<&str> = mermaid
+        .lines()
+        .filter_map(|l| l.trim().split_once(['[', '(']).map(|(id, _)| id))
+        .filter(|id| !id.is_empty() && !id.contains(' '))
+        .collect();
+    let found: std::collections::BTreeSet<(String, String)> = mermaid
+        .lines()
+        .filter_map(|l| l.trim().split_once(" --> "))
+        .map(|(a, b)| {
+            assert!(
+                declared.contains(a) && declared.contains(b),
+                "undeclared: {a} --> {b}"
+            );
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    assert_eq!(found, want, "{mermaid}");
+    assert_eq!(declared.len(), nodes.len());
     let dot = sb.ok("lab", &["lineage", "c.txt", "--format", "dot"]);
-    assert!(dot.starts_with("digraph lineage {"));
-    assert_eq!(dot.matches(" -> ").count(), 6);
+    assert!(dot.starts_with("digraph lineage {") && dot.trim_end().ends_with('}'));
+    let found: std::collections::BTreeSet<(String, String)> = dot
+        .lines()
+        .filter_map(|l| l.trim().split_once(" -> "))
+        .map(|(a, b)| {
+            let b = b.split([' ', ';']).next().unwrap();
+            (
+                a.trim_matches('"').to_string(),
+                b.trim_matches('"').to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found, want, "{dot}");
+    for (a, b) in &found {
+        for n in [a, b] {
+            assert!(
+                dot.contains(&format!("    \"{n}\" [")),
+                "{n} undeclared:\n{dot}"
+            );
+        }
+    }
 
     sb.ok(
         "lab",
@@ -491,9 +577,10 @@ fn lineage_in_every_format_and_both_directions() {
     assert_eq!(svg.matches("<g class=\"node run\"").count(), 3);
     assert_eq!(
         elements.iter().filter(|e| *e == "path").count(),
-        6 + 5,
+        6 + 6,
         "edges + arrowheads"
     );
+    assert!(svg.contains("<g class=\"legend\""), "a legend");
 
     let err = sb.fails("lab", &["lineage", "c.txt", "--format", "png"]);
     assert!(err.contains("use text, mermaid, dot, svg or json"), "{err}");

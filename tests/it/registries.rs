@@ -1,5 +1,8 @@
 //! The registries issue's CLI tour: labels, features, annotations, schemas,
-//! collections, filter, search, validate, inspect, standardize.
+//! collections, filter, search, validate, inspect, standardize. Files,
+//! big inputs and bad input through the CLI are in `registries/edges.rs`.
+
+mod edges;
 
 use labmesh_tests::Sandbox;
 

@@ -1,6 +1,7 @@
 //! An instance whose storage is a real S3-protocol server (s3s-fs on
 //! loopback, with request signing): save, multipart upload, verified
-//! download into the cache, corruption, deletion and gc.
+//! download into the cache, corruption, deletion and gc, and `init`'s
+//! check that the bucket exists.
 
 use labmesh_tests::{S3Server, Sandbox};
 
@@ -48,6 +49,22 @@ fn files_and_folders_round_trip_through_s3() {
             .len(),
         big.len() as u64
     );
+    // The server says how it arrived: a multipart upload's entity tag ends
+    // in its number of parts (16 MiB each); a single PUT's has no suffix.
+    let bucket = bucket_as_client(&server);
+    let tag = bucket
+        .e_tag(&format!("objects/{}/{big_hash}.bin", &big_hash[..2]))
+        .unwrap()
+        .expect("the object exists");
+    assert!(
+        tag.trim_matches('"').ends_with("-3"),
+        "uploaded in 3 parts: {tag}"
+    );
+    let small_tag = bucket
+        .e_tag(&format!("objects/{}/{hash}.csv", &hash[..2]))
+        .unwrap()
+        .expect("the object exists");
+    assert!(!small_tag.contains('-'), "one PUT: {small_tag}");
     let again = sb.json("lab", &["save", "big.bin"]);
     assert_eq!(again["status"], "existing");
 
@@ -145,6 +162,39 @@ fn wrong_credentials_fail_at_init_with_the_reason() {
         !sb.path().join("lab/.labmesh").exists(),
         "no half-made instance"
     );
+}
+
+/// The instance's bucket prefix, opened as a client of the server.
+fn bucket_as_client(server: &S3Server) -> labmesh::storage::CloudStorage {
+    let options: Vec<(String, String)> = server
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    labmesh::storage::CloudStorage::open(
+        "s3://lab-data/labmesh",
+        labmesh::storage::StorageKind::S3,
+        &options,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_missing_bucket_fails_init_and_leaves_no_directory() {
+    let server = S3Server::start(&["lab-data"]);
+    let mut sb = Sandbox::new();
+    sb.env.extend(server.env());
+    let err = sb.fails(
+        "",
+        &["init", "u1", "--storage", "s3://nonexistent-bucket/x"],
+    );
+    assert!(
+        err.contains("s3://nonexistent-bucket/x") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!sb.path().join("u1").exists(), "no directory left behind");
+    // An existing bucket with nothing in it yet is fine.
+    sb.ok("", &["init", "u2", "--storage", "s3://lab-data/fresh"]);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -1,4 +1,5 @@
-//! The node key: one ed25519 key per node, stored as a PKCS#8 PEM file.
+//! The node key: one ed25519 key per node, stored as a PKCS#8 PEM file
+//! (the RFC 8410 form OpenSSL writes and reads).
 //!
 //! The same key authenticates libp2p transport (its PeerId is derived from
 //! it), signs change batches and roots capability tokens, so the file that
@@ -12,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes, spki};
 use ed25519_dalek::{Signer, SigningKey};
 use libp2p_identity::PeerId;
 use rand::Rng;
@@ -66,14 +67,17 @@ impl NodeKey {
     /// Generates a key and writes it to a new file at `path`.
     ///
     /// The file is created exclusively (`O_EXCL`: an existing file or
-    /// symlink is never replaced) with mode 0600 on unix, holds PKCS#8 PEM
-    /// (`-----BEGIN PRIVATE KEY-----`, readable by `openssl pkey`), and is
-    /// fsynced, as is its directory, before this returns.
+    /// symlink is never replaced) with mode 0600 on unix, and is fsynced, as
+    /// is its directory, before this returns. It holds PKCS#8 v1 PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, RFC 8410 without the optional public
+    /// key): the form `openssl genpkey -algorithm ed25519` writes, which
+    /// every OpenSSL 3 reads (`openssl pkey -in node.key -pubout`), unlike
+    /// PKCS#8 v2 with the public key, which OpenSSL 3.0 rejects.
     pub fn create_file(path: impl AsRef<Path>) -> Result<NodeKey, KeyError> {
         let path = path.as_ref();
         let key = NodeKey::generate();
         let pem = key
-            .signing
+            .pkcs8_v1()
             .to_pkcs8_pem(spki::der::pem::LineEnding::LF)
             .map_err(|e| KeyError::Malformed {
                 path: path.to_owned(),
@@ -95,7 +99,8 @@ impl NodeKey {
     }
 
     /// Loads a key written by [`NodeKey::create_file`] (or `openssl genpkey
-    /// -algorithm ed25519`).
+    /// -algorithm ed25519`). Both PKCS#8 forms load: v1 (secret only) and v2
+    /// (with the public key, which must match the secret).
     ///
     /// On unix, refuses a file that group or others may access: a readable
     /// node key lets anyone impersonate the node and use every token it holds.
@@ -143,6 +148,14 @@ impl NodeKey {
         let signing = SigningKey::from_pkcs8_pem(text).map_err(|e| pkcs8_error(path, e))?;
         let public = PublicKey::from(&signing);
         Ok(NodeKey { signing, public })
+    }
+
+    /// The secret in PKCS#8 v1 form (no public key), zeroized on drop.
+    fn pkcs8_v1(&self) -> KeypairBytes {
+        KeypairBytes {
+            secret_key: self.signing.to_bytes(),
+            public_key: None,
+        }
     }
 
     /// The public half.
@@ -276,6 +289,90 @@ mod tests {
             .as_verifying_key()
             .verify_strict(b"hello", sig.as_dalek())
             .unwrap();
+    }
+
+    /// The key file is the RFC 8410 PKCS#8 v1 form: 48 bytes of DER, the
+    /// same shape `openssl genpkey -algorithm ed25519` writes.
+    #[test]
+    fn key_file_is_pkcs8_v1() {
+        use spki::der::Decode;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        NodeKey::create_file(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (label, der) = spki::der::pem::decode_vec(text.as_bytes()).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        assert_eq!(der.len(), 48, "v1 without the public key is 48 bytes");
+        let info = ed25519_dalek::pkcs8::PrivateKeyInfoRef::from_der(&der).unwrap();
+        assert!(info.public_key.is_none(), "no public key: PKCS#8 v1");
+    }
+
+    /// Files in the v2 form (with the public key), as earlier labmesh
+    /// versions wrote them, still load; a mismatched public key is refused.
+    #[test]
+    fn pkcs8_v2_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = NodeKey::from_secret_bytes(&[42; 32]);
+        let v2 = key
+            .signing
+            .to_pkcs8_pem(spki::der::pem::LineEnding::LF)
+            .unwrap();
+        let path = dir.path().join("v2.key");
+        write_owner_only(&path, v2.as_bytes());
+        assert_eq!(NodeKey::load_file(&path).unwrap().peer_id(), key.peer_id());
+
+        let other = NodeKey::from_secret_bytes(&[43; 32]);
+        let mismatched = KeypairBytes {
+            secret_key: key.signing.to_bytes(),
+            public_key: Some(ed25519_dalek::pkcs8::PublicKeyBytes(
+                *other.public_key().as_bytes(),
+            )),
+        }
+        .to_pkcs8_pem(spki::der::pem::LineEnding::LF)
+        .unwrap();
+        let path = dir.path().join("mismatched.key");
+        write_owner_only(&path, mismatched.as_bytes());
+        let err = NodeKey::load_file(&path).unwrap_err();
+        assert!(matches!(err, KeyError::Malformed { .. }), "{err:?}");
+    }
+
+    /// The real `openssl` reads the file and derives the same public key.
+    /// Skipped (with a note) where no `openssl` binary is installed.
+    #[test]
+    fn openssl_reads_the_key_file() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let key = NodeKey::create_file(&path).unwrap();
+        let out = match Command::new("openssl")
+            .args(["pkey", "-in"])
+            .arg(&path)
+            .args(["-pubout", "-outform", "DER"])
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("note: skipping, no openssl binary ({e})");
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "openssl pkey failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // SubjectPublicKeyInfo DER: a 12-byte header, then the 32 key bytes.
+        assert_eq!(out.stdout.len(), 44, "{:x?}", out.stdout);
+        assert_eq!(&out.stdout[12..], key.public_key().as_bytes());
+    }
+
+    fn write_owner_only(path: &Path, contents: &[u8]) {
+        std::fs::write(path, contents).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub use role::Role;
 pub use scope::{
     MAX_REGISTRY_LEN, MAX_UID_LEN, NoMembership, RegistryName, Scope, ScopeResolver, Uid,
 };
-pub use verify::{NoRevocations, RevocationSet, Verified, VerifyContext};
+pub use verify::{
+    MembershipClaim, NoRevocations, OfflineCheck, RevocationSet, Verified, VerifyContext,
+};
 
 use crate::error::{TokenError, Widened};
 use crate::key::{NodeKey, PublicKey, os_random};
@@ -55,6 +57,9 @@ impl Token {
     /// Grants `role` on `scope` to `holder`, signed by this node's `root` key,
     /// valid from `not_before` until `expires` (unix seconds; [`NO_EXPIRY`]
     /// for none).
+    ///
+    /// Refuses an empty window (`expires <= not_before`,
+    /// [`TokenError::EmptyWindow`]): such a token could never be valid.
     pub fn issue(
         root: &NodeKey,
         holder: PublicKey,
@@ -62,7 +67,8 @@ impl Token {
         scope: Scope,
         not_before: i64,
         expires: i64,
-    ) -> Token {
+    ) -> Result<Token, TokenError> {
+        check_window(0, not_before, expires)?;
         let body = BlockBody {
             issuer: root.public_key(),
             holder,
@@ -73,9 +79,9 @@ impl Token {
             nonce: os_random(),
             parent: BlockId::ZERO,
         };
-        Token {
+        Ok(Token {
             blocks: vec![Block::sign(body, root)],
-        }
+        })
     }
 
     /// Passes a narrower grant on to `new_holder`, signed by the current
@@ -83,8 +89,9 @@ impl Token {
     /// (`not_before`) is always inherited.
     ///
     /// Refuses if `current_holder` is not the holder, if the chain is
-    /// already [`MAX_BLOCKS`] long, or if the new block would widen role,
-    /// scope or expiry. The new scope must be covered by the scope of every
+    /// already [`MAX_BLOCKS`] long, if the new block would widen role,
+    /// scope or expiry, or if its window would be empty (an expiry at or
+    /// before the inherited start). The new scope must be covered by the scope of every
     /// block so far, checked syntactically: narrowing a collection to one of
     /// its artifacts is allowed here and checked against the node's
     /// database at verification.
@@ -150,6 +157,7 @@ impl Token {
                 ),
             ));
         }
+        check_window(block, last.not_before, expires)?;
         let body = BlockBody {
             issuer: signer,
             holder: new_holder,
@@ -256,6 +264,18 @@ impl Token {
     pub fn inspect(&self) -> Inspect<'_> {
         Inspect::new(self)
     }
+}
+
+/// Refuses a window `[not_before, expires)` that holds no instant.
+pub(crate) fn check_window(block: usize, not_before: i64, expires: i64) -> Result<(), TokenError> {
+    if expires <= not_before {
+        return Err(TokenError::EmptyWindow {
+            block,
+            not_before,
+            expires,
+        });
+    }
+    Ok(())
 }
 
 impl fmt::Display for Token {

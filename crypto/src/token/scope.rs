@@ -257,8 +257,8 @@ impl ScopeResolver for NoMembership {
 }
 
 /// Assumes every artifact is in every collection: the syntactic check at
-/// delegation time.
-struct AnyMembership;
+/// delegation time, and offline checks away from the root.
+pub(crate) struct AnyMembership;
 
 impl ScopeResolver for AnyMembership {
     fn collection_contains(&self, _: &Uid, _: &Uid) -> bool {

@@ -8,9 +8,10 @@ use std::collections::HashSet;
 use std::hash::BuildHasher;
 
 use super::encoding::{self, BlockId};
-use super::scope::{NoMembership, Scope, ScopeResolver, Uid};
+use super::scope::{AnyMembership, NoMembership, Scope, ScopeResolver, Uid};
 use super::{
-    CLOCK_SKEW_SECS, MAX_BLOCKS, MAX_TOKEN_BYTES, NO_EXPIRY, Role, Token, format_unix_time,
+    CLOCK_SKEW_SECS, MAX_BLOCKS, MAX_TOKEN_BYTES, NO_EXPIRY, Role, Token, check_window,
+    format_unix_time,
 };
 use crate::error::{TokenError, Widened};
 use crate::key::PublicKey;
@@ -79,6 +80,20 @@ impl<'a> VerifyContext<'a> {
     }
 }
 
+/// A collection -> artifact narrowing a chain relies on: block `block`
+/// is scoped to `artifact`, and an earlier block to `collection`, so the
+/// token is good only while the serving node's database puts the artifact
+/// in the collection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MembershipClaim {
+    /// The block whose scope is the artifact.
+    pub block: usize,
+    /// The earlier block's collection.
+    pub collection: Uid,
+    /// The artifact.
+    pub artifact: Uid,
+}
+
 /// The outcome of a successful verification: what the token grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -94,9 +109,9 @@ pub struct Verified {
     /// Per block (not_before, expires), to re-check time without the token.
     windows: Vec<(i64, i64)>,
     block_ids: Vec<BlockId>,
-    /// (block, collection, artifact): narrowings the chain relies on;
-    /// membership can change, so re-checks ask the resolver again.
-    memberships: Vec<(usize, Uid, Uid)>,
+    /// Narrowings the chain relies on; membership can change, so
+    /// re-checks ask the resolver again.
+    memberships: Vec<MembershipClaim>,
 }
 
 impl Verified {
@@ -143,6 +158,11 @@ impl Verified {
         &self.block_ids
     }
 
+    /// The collection -> artifact memberships the chain relies on.
+    pub fn membership_claims(&self) -> &[MembershipClaim] {
+        &self.memberships
+    }
+
     /// Whether the token allows `op` on `resource`.
     pub fn authorize(
         &self,
@@ -180,7 +200,12 @@ impl Verified {
                 issuer: self.root.id(),
             });
         }
-        for (block, collection, artifact) in &self.memberships {
+        for claim in &self.memberships {
+            let MembershipClaim {
+                block,
+                collection,
+                artifact,
+            } = claim;
             if !ctx.resolver.collection_contains(collection, artifact) {
                 return Err(TokenError::Widening {
                     block: *block,
@@ -215,6 +240,8 @@ fn distinct_scopes(blocks: &[super::Block]) -> Vec<Scope> {
 
 fn check_time(windows: &[(i64, i64)], now: i64) -> Result<(), TokenError> {
     for (block, &(not_before, expires)) in windows.iter().enumerate() {
+        // Before the leeway: skew must not turn an empty window valid.
+        check_window(block, not_before, expires)?;
         if now < not_before.saturating_sub(CLOCK_SKEW_SECS) {
             return Err(TokenError::NotYetValid {
                 block,
@@ -313,7 +340,11 @@ impl Token {
                     return Err(widening(Widened::Scope, detail));
                 }
                 if let (Scope::Collection(c), Scope::Artifact(a)) = (ancestor, &this.scope) {
-                    let m = (i + 1, c.clone(), a.clone());
+                    let m = MembershipClaim {
+                        block: i + 1,
+                        collection: c.clone(),
+                        artifact: a.clone(),
+                    };
                     if !memberships.contains(&m) {
                         memberships.push(m);
                     }
@@ -363,5 +394,69 @@ impl Token {
             block_ids,
             memberships,
         })
+    }
+}
+
+/// What [`Token::check_offline`] found: a self-consistent chain.
+///
+/// Its root is whoever signed block 0 and its collection memberships are
+/// assumed, so it grants nothing by itself; only [`Token::verify`] at the
+/// root node does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineCheck {
+    verified: Verified,
+}
+
+impl OfflineCheck {
+    /// The key that signed the root block (not checked to be trusted).
+    pub fn root(&self) -> PublicKey {
+        self.verified.root
+    }
+
+    /// The last block's holder.
+    pub fn holder(&self) -> PublicKey {
+        self.verified.holder
+    }
+
+    /// The effective role.
+    pub fn role(&self) -> Role {
+        self.verified.role
+    }
+
+    /// The effective scope.
+    pub fn scope(&self) -> &Scope {
+        self.verified.scope()
+    }
+
+    /// The effective window (unix seconds; `expires` = [`NO_EXPIRY`] for none).
+    pub fn window(&self) -> (i64, i64) {
+        (self.verified.not_before(), self.verified.expires())
+    }
+
+    /// Memberships only the root node can confirm; empty when the chain
+    /// needs none.
+    pub fn membership_claims(&self) -> &[MembershipClaim] {
+        &self.verified.memberships
+    }
+}
+
+impl Token {
+    /// Checks everything that needs nothing from the root node: limits,
+    /// signatures, chain links, narrowing (assuming every collection ->
+    /// artifact narrowing is a real membership, which only the root's
+    /// database can confirm), the time window at `now`, and `revocations`.
+    ///
+    /// For nodes other than the root — a delegator, a holder — deciding
+    /// whether a token is worth keeping or showing as valid.
+    pub fn check_offline(
+        &self,
+        now: i64,
+        revocations: &dyn RevocationSet,
+    ) -> Result<OfflineCheck, TokenError> {
+        let roots = [self.root_issuer()];
+        let ctx = VerifyContext::new(&roots, now, self.holder())
+            .with_revocations(revocations)
+            .with_resolver(&AnyMembership);
+        self.verify(&ctx).map(|verified| OfflineCheck { verified })
     }
 }

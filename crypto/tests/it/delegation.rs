@@ -98,7 +98,7 @@ proptest! {
             scope(root_scope),
             NOW - 10 * DAY,
             root_expires,
-        );
+        ).unwrap();
         let mut token = root.clone();
         let mut holder = root_holder;
         for step in steps {

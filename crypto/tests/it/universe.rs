@@ -110,6 +110,49 @@ pub fn chain_specs() -> impl Strategy<Value = Vec<BlockSpec>> {
     prop::collection::vec(block_spec(), 1..=labmesh_crypto::token::MAX_BLOCKS)
 }
 
+/// Chains that verify: [`chain_specs`] made well formed by [`well_formed`].
+pub fn valid_chain_specs() -> impl Strategy<Value = Vec<BlockSpec>> {
+    chain_specs().prop_map(well_formed)
+}
+
+/// Makes specs honest (issuer, parent and signer right) and narrowing only,
+/// so that [`build_chain`] gives a token that verifies for its holder at
+/// [`NOW`] with [`Members`]: a field that would widen is inherited instead.
+pub fn well_formed(mut specs: Vec<BlockSpec>) -> Vec<BlockSpec> {
+    let mut scopes: Vec<Scope> = Vec::new();
+    let (mut role, mut expires) = (Role::Admin, i64::MAX);
+    for (i, spec) in specs.iter_mut().enumerate() {
+        spec.honest_issuer = true;
+        spec.honest_parent = true;
+        spec.honest_signer = true;
+        if i == 0 {
+            role = spec.role.unwrap_or(Role::Admin);
+            scopes.push(scope(spec.scope.unwrap_or(0)));
+            expires = spec.expires.unwrap_or(NOW + 200 * DAY);
+            continue;
+        }
+        match spec.role {
+            Some(r) if r <= role => role = r,
+            _ => spec.role = None,
+        }
+        let parent_scope = scopes[scopes.len() - 1].clone();
+        let this_scope = match spec.scope.map(scope) {
+            Some(s) if scopes.iter().all(|p| p.covers(&s, &Members)) => s,
+            _ => {
+                spec.scope = None;
+                parent_scope
+            }
+        };
+        scopes.push(this_scope);
+        spec.not_before_shift = spec.not_before_shift.map(i64::abs);
+        match spec.expires {
+            Some(e) if e <= expires => expires = e,
+            _ => spec.expires = None,
+        }
+    }
+    specs
+}
+
 /// Builds a token from specs, bypassing `delegate` entirely.
 pub fn build_chain(keys: &[NodeKey], specs: &[BlockSpec]) -> labmesh_crypto::token::Token {
     use labmesh_crypto::token::{Block, BlockBody, BlockId, Token};

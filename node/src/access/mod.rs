@@ -4,12 +4,15 @@
 //! The token format and its rules live in `labmesh-crypto` (see
 //! `crypto/TOKENS.md`); this module keeps the instance's records of them.
 
+mod args;
 mod peers;
+mod scope;
+mod state;
 mod when;
 
 use std::str::FromStr;
 
-use labmesh_crypto::token::{BlockId, RevocationSet, ScopeResolver, Uid};
+use labmesh_crypto::token::{BlockId, OfflineCheck};
 use labmesh_crypto::{PublicKey, Role, Scope, Token, TokenError, Verified, VerifyContext};
 use rusqlite::params;
 use serde::Serialize;
@@ -18,7 +21,10 @@ use crate::error::{DbContext, Error, Result};
 use crate::instance::Instance;
 use crate::time::now_ms;
 
+pub use args::{RevocationTarget, block_id_from_arg, quote_arg, token_from_arg};
 pub use peers::Peer;
+pub use scope::{Membership, Revocations, ScopeUse};
+pub use state::TokenState;
 pub use when::parse_expiry;
 
 /// Why a token record exists here.
@@ -57,40 +63,22 @@ pub struct TokenRecord {
     pub not_before: i64,
     /// Unix seconds; `None` for no expiry.
     pub expires: Option<i64>,
-    /// `valid`, `expired`, `not yet valid` or `revoked`.
+    /// `valid`, `expired`, `not yet valid`, `revoked` or `invalid`.
     pub state: &'static str,
+    /// Why it is not valid, when it is not.
+    pub reason: Option<String>,
+    /// What this node checked (away from the root: what only the root can).
+    pub checked: String,
     pub token: String,
-}
-
-/// Revoked block ids, looked up in the instance database.
-pub struct Revocations<'a>(&'a Instance);
-
-impl RevocationSet for Revocations<'_> {
-    fn is_revoked(&self, id: &BlockId) -> bool {
-        // A failing lookup must not grant access: treat it as revoked.
-        self.0
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM revocation WHERE block_id = ?1)")
-            .and_then(|mut s| s.query_row([id.to_string()], |r| r.get::<_, bool>(0)))
-            .unwrap_or(true)
-    }
-}
-
-/// Collection membership from the instance database. Collections arrive
-/// with the registries; until then a collection covers only itself.
-pub struct Membership<'a>(&'a Instance);
-
-impl ScopeResolver for Membership<'_> {
-    fn collection_contains(&self, collection: &Uid, artifact: &Uid) -> bool {
-        self.0
-            .collection_has_artifact(collection.as_str(), artifact.as_str())
-            .unwrap_or(false)
-    }
 }
 
 impl Instance {
     /// Issues a token rooted at this node: `holder` may `role` on `scope`
     /// from `not_before` until `expires` (unix seconds).
+    ///
+    /// The scope must name records of this instance: an artifact by uid, a
+    /// collection by uid, uid prefix or key — written as its version
+    /// family's stem, so the grant covers every version.
     pub fn grant(
         &self,
         holder: &PublicKey,
@@ -99,9 +87,9 @@ impl Instance {
         not_before: i64,
         expires: i64,
     ) -> Result<Token> {
-        self.check_scope_exists(&scope)?;
+        let scope = self.grantable_scope(scope)?;
         let key = self.node_key()?;
-        let token = Token::issue(&key, *holder, role, scope, not_before, expires);
+        let token = Token::issue(&key, *holder, role, scope, not_before, expires)?;
         let tx = crate::db::write_txn(&self.conn).db(&self.db_path())?;
         self.record_token(&token, TokenKind::Issued)?;
         if role >= Role::Write {
@@ -123,6 +111,9 @@ impl Instance {
         expires: Option<i64>,
     ) -> Result<Token> {
         let key = self.node_key()?;
+        // A forged, expired or revoked parent is worth nothing passed on.
+        self.check_received(parent, now_ms() / 1000)
+            .map_err(|e| refusal("cannot delegate from", parent, e))?;
         // Refuses unless this node holds `parent`, and any widening.
         let token = parent.delegate(&key, *holder, role, scope, expires)?;
         self.record_token(parent, TokenKind::Received)?;
@@ -130,8 +121,11 @@ impl Instance {
         Ok(token)
     }
 
-    /// Keeps a token granted to this node (checked to be held by its key).
-    pub fn add_received_token(&self, token: &Token) -> Result<()> {
+    /// Keeps a token granted to this node, after checking everything that
+    /// can be checked without the root's data (`Token::check_offline`):
+    /// held by this node's key, signatures, chain, narrowing, time window,
+    /// revocations known here. A token whose window starts later is kept.
+    pub fn add_received_token(&self, token: &Token) -> Result<OfflineCheck> {
         let me = self.public_key()?;
         if token.holder() != me {
             return Err(Error::InvalidArgument(format!(
@@ -139,7 +133,23 @@ impl Instance {
                 token.holder()
             )));
         }
-        self.record_token(token, TokenKind::Received)
+        let checked = self
+            .check_received(token, now_ms() / 1000)
+            .map_err(|e| refusal("not keeping", token, e))?;
+        self.record_token(token, TokenKind::Received)?;
+        Ok(checked)
+    }
+
+    /// The offline check of a token this node holds, at `now` or, for a
+    /// grant that starts later, at its start.
+    fn check_received(&self, token: &Token, now: i64) -> Result<OfflineCheck, TokenError> {
+        let starts = token
+            .blocks()
+            .iter()
+            .map(|b| b.body().not_before)
+            .max()
+            .unwrap_or(now);
+        token.check_offline(now.max(starts), &Revocations(self))
     }
 
     /// This node's public key (from its PeerId; no secret is read).
@@ -239,146 +249,25 @@ impl Instance {
         Ok(verified)
     }
 
-    /// The state of a token now, checked against its own root.
-    pub fn token_state(&self, token: &Token, now: i64) -> &'static str {
-        let roots = [token.root_issuer()];
-        let revocations = Revocations(self);
-        let membership = Membership(self);
-        let ctx = VerifyContext::new(&roots, now, token.holder())
-            .with_revocations(&revocations)
-            .with_resolver(&membership);
-        match token.verify(&ctx) {
-            Ok(_) => "valid",
-            Err(TokenError::Expired { .. }) => "expired",
-            Err(TokenError::NotYetValid { .. }) => "not yet valid",
-            Err(TokenError::Revoked { .. }) => "revoked",
-            Err(_) => "invalid",
-        }
-    }
-
-    /// Every token this node issued, received or delegated, newest first.
-    pub fn tokens(&self, now: i64) -> Result<Vec<TokenRecord>> {
-        let mut stmt = self
+    /// The root issuer of a known token that contains block `id`.
+    pub fn root_of_block(&self, id: &BlockId) -> Result<Option<PublicKey>> {
+        let texts: Vec<String> = self
             .conn
-            .prepare_cached(
-                "SELECT t.token_id, t.kind, t.root, t.holder,
-                        coalesce(n.name, CASE WHEN n.is_self THEN 'this node' END),
-                        t.role, t.scope, t.not_before, t.expires, t.text
-                 FROM token t LEFT JOIN node n ON n.peer_id = t.holder
-                 ORDER BY t.created_at DESC, t.id DESC",
-            )
+            .prepare_cached("SELECT text FROM token")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .db(&self.db_path())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, String>(9)?,
-                ))
-            })
-            .db(&self.db_path())?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .db(&self.db_path())?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (token_id, kind, root, holder, holder_name, role, scope, not_before, expires, text) in
-            rows
-        {
-            let token = Token::from_text(&text)?;
-            out.push(TokenRecord {
-                token_id,
-                kind: match kind.as_str() {
-                    "issued" => TokenKind::Issued,
-                    "delegated" => TokenKind::Delegated,
-                    _ => TokenKind::Received,
-                },
-                root,
-                holder,
-                holder_name,
-                role,
-                scope,
-                not_before,
-                expires: (expires != labmesh_crypto::token::NO_EXPIRY).then_some(expires),
-                state: self.token_state(&token, now),
-                token: text,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Refuses grants on artifacts this instance does not have.
-    fn check_scope_exists(&self, scope: &Scope) -> Result<()> {
-        if let Scope::Artifact(uid) = scope {
-            let exists = self
-                .conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM artifact WHERE uid = ?1)")
-                .and_then(|mut s| s.query_row([uid.as_str()], |r| r.get::<_, bool>(0)))
-                .db(&self.db_path())?;
-            if !exists {
-                return Err(Error::ArtifactNotFound {
-                    query: uid.as_str().to_string(),
-                    suggestion: None,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a collection contains an artifact (false until collections exist).
-    pub(crate) fn collection_has_artifact(&self, collection: &str, artifact: &str) -> Result<bool> {
-        let has_table: bool = self
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'collection_artifact')")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .db(&self.db_path())?;
-        if !has_table {
-            return Ok(false);
-        }
-        self.conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM collection_artifact ca
-                     JOIN collection c ON c.id = ca.collection_id
-                     JOIN artifact a ON a.id = ca.artifact_id
-                     WHERE c.uid = ?1 AND a.uid = ?2)",
-            )
-            .and_then(|mut s| s.query_row([collection, artifact], |r| r.get(0)))
-            .db(&self.db_path())
+        Ok(texts
+            .iter()
+            .filter_map(|t| Token::from_text(t).ok())
+            .find(|t| t.blocks().iter().any(|b| b.id() == *id))
+            .map(|t| t.root_issuer()))
     }
 }
 
-/// Looks a token up among known ones, or parses it as token text.
-pub fn token_from_arg(instance: &Instance, arg: &str) -> Result<Token> {
-    if let Some(token) = instance.find_token(arg)? {
-        return Ok(token);
-    }
-    Token::from_text(arg.trim()).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "{arg:?} is neither a known token id nor a token ({e}); tokens start with lmt1_, \
-             `labmesh tokens` lists known ones"
-        ))
-    })
-}
-
-/// The block id a revocation names: a known token's id (or prefix), a full
-/// 64-hex block id, or a token (its last block).
-pub fn block_id_from_arg(instance: &Instance, arg: &str) -> Result<BlockId> {
-    if let Some(token) = instance.find_token(arg)? {
-        return Ok(token.id());
-    }
-    if let Ok(id) = BlockId::from_str(arg.trim()) {
-        return Ok(id);
-    }
-    match Token::from_text(arg.trim()) {
-        Ok(token) => Ok(token.id()),
-        Err(_) => Err(Error::InvalidArgument(format!(
-            "{arg:?} is not a token id: give a known token's id (or 8+ of its hex digits), \
-             a 64-digit block id, or the token itself"
-        ))),
-    }
+/// "not keeping token 1a2b…: <reason>".
+fn refusal(what: &str, token: &Token, e: TokenError) -> Error {
+    Error::InvalidArgument(format!(
+        "{what} token {}: {e}",
+        &token.id().to_string()[..16]
+    ))
 }

@@ -24,13 +24,19 @@ impl Instance {
     /// This node's identity line, under `name` (default: the instance name).
     pub fn export_identity(&self, name: Option<&str>) -> Result<String> {
         let name = name.unwrap_or(self.name());
-        let identity = PublicIdentity::new(name, self.public_key()?)?;
+        // Not a key problem: the message names the bad name and the rule.
+        let identity = PublicIdentity::new(name, self.public_key()?)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         Ok(identity.export())
     }
 
     /// Adds (or renames) a node from its identity line.
     pub fn import_identity(&self, line: &str) -> Result<Peer> {
-        let identity = PublicIdentity::import(line)?;
+        let identity = PublicIdentity::import(line).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "{e}\n  hint: paste the whole line `labmesh id export` printed on the other node"
+            ))
+        })?;
         let peer_id = identity.key().to_string();
         if peer_id == self.peer_id {
             return Err(Error::InvalidArgument(
@@ -86,6 +92,19 @@ impl Instance {
                  `labmesh id import <identity-line>` adds one"
             ))),
         }
+    }
+
+    /// The address-book name of a key, if it has one.
+    pub fn peer_name(&self, key: &PublicKey) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT name FROM node WHERE peer_id = ?1",
+                [key.to_string()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .db(&self.db_path())
+            .map(Option::flatten)
     }
 
     /// The address book, this node first.

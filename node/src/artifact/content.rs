@@ -222,7 +222,7 @@ impl Instance {
                 "SELECT hash, size, mtime_ns, ctime_ns, inode FROM verified_file WHERE path = ?1",
             )
             .and_then(|mut s| {
-                s.query_row([path.to_string_lossy()], |r| {
+                s.query_row([self.verified_key(path)], |r| {
                     let id = FileIdentity {
                         size: r.get(1)?,
                         mtime_ns: r.get(2)?,
@@ -266,7 +266,7 @@ impl Instance {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
-                s.execute(params![path.to_string_lossy(), hash.to_hex(), id.size, id.mtime_ns, id.ctime_ns, id.inode, now_ms()])
+                s.execute(params![self.verified_key(path), hash.to_hex(), id.size, id.mtime_ns, id.ctime_ns, id.inode, now_ms()])
             })
             .map(|_| ())
             .db(&self.db_path())
@@ -287,10 +287,12 @@ impl Instance {
             .join(format!("{}{}", artifact.hash, artifact.suffix));
         let mut downloaded = 0;
         if dest.is_dir() {
-            for e in &entries {
-                self.verify_file(&dest.join(&e.path), artifact, &e.hash, e.size)?;
+            if self.materialized_intact(&dest, &entries)? {
+                return Ok((dest, 0));
             }
-            return Ok((dest, 0));
+            // Ours to rebuild: a file added, removed or changed. Changed
+            // bytes in a hard-linked file are caught again at the object.
+            fs::remove_dir_all(&dest).map_err(|e| Error::io("removing", &dest, e))?;
         }
         // The manifest must exist too: it is what peers resolve the folder by.
         let manifest_key = object_key(&artifact.hash, MANIFEST_SUFFIX);
@@ -304,12 +306,15 @@ impl Instance {
         }
         let parent = dest.parent().unwrap_or(&dest).to_path_buf();
         let staging = parent.join(format!(".{}.partial", crate::uid::random(12)));
+        self.progress
+            .start("materializing", entries.iter().map(|e| e.size).sum());
         let result = (|| -> Result<()> {
             fs::create_dir_all(&staging).map_err(|e| Error::io("creating", &staging, e))?;
             for e in &entries {
                 let (object, n) =
                     self.local_object(storage, artifact, &e.hash, e.size, &e.suffix)?;
                 downloaded += n;
+                self.progress.advance(e.size);
                 let target = staging.join(&e.path);
                 if let Some(dir) = target.parent() {
                     fs::create_dir_all(dir).map_err(|err| Error::io("creating", dir, err))?;
@@ -318,13 +323,70 @@ impl Instance {
                     fs::copy(&object, &target).map_err(|err| Error::io("copying", &object, err))?;
                 }
             }
-            fs::rename(&staging, &dest).map_err(|e| Error::io("creating", &dest, e))
+            match fs::rename(&staging, &dest) {
+                Ok(()) => Ok(()),
+                // Another process materialized it meanwhile: theirs will do.
+                Err(_) if dest.is_dir() && self.materialized_intact(&dest, &entries)? => {
+                    let _ = fs::remove_dir_all(&staging);
+                    Ok(())
+                }
+                Err(e) => Err(Error::io("creating", &dest, e)),
+            }
         })();
+        self.progress.finish();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
         }
         Ok((dest, downloaded))
+    }
+
+    /// Whether a materialized folder holds exactly the manifest's files —
+    /// none missing, none added — each with its content.
+    fn materialized_intact(
+        &self,
+        dest: &Path,
+        entries: &[crate::hash::manifest::Entry],
+    ) -> Result<bool> {
+        let mut expected_dirs = std::collections::HashSet::new();
+        for e in entries {
+            let mut dir = Path::new(&e.path).parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                expected_dirs.insert(d.to_path_buf());
+                dir = d.parent();
+            }
+        }
+        let mut files = 0usize;
+        let mut stack = vec![dest.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let listing = fs::read_dir(&dir).map_err(|e| Error::io("reading folder", &dir, e))?;
+            for entry in listing {
+                let entry = entry.map_err(|e| Error::io("reading folder", &dir, e))?;
+                let path = entry.path();
+                let rel = path.strip_prefix(dest).unwrap_or(&path).to_path_buf();
+                let kind = entry
+                    .file_type()
+                    .map_err(|e| Error::io("reading", &path, e))?;
+                if kind.is_dir() {
+                    if !expected_dirs.contains(&rel) {
+                        return Ok(false);
+                    }
+                    stack.push(path);
+                } else {
+                    files += 1;
+                }
+            }
+        }
+        if files != entries.len() {
+            return Ok(false);
+        }
+        for e in entries {
+            let path = dest.join(&e.path);
+            if !path.is_file() || self.check_file(&path, &e.hash, e.size)?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Gets a remote folder's manifest (from storage, else from peers) and
@@ -421,12 +483,22 @@ impl Instance {
         Ok(())
     }
 
+    /// How `verified_file` names a path: relative to the instance
+    /// directory when inside it, so records stay valid when the instance
+    /// is moved (and a copy's records never vouch for the original's files).
+    fn verified_key(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.paths.root) {
+            Ok(rel) => rel.to_string_lossy().into_owned(),
+            Err(_) => path.to_string_lossy().into_owned(),
+        }
+    }
+
     /// Forgets the verification record of a removed file.
     pub(crate) fn forget_verified(&self, path: &Path) -> Result<()> {
         self.conn
             .execute(
                 "DELETE FROM verified_file WHERE path = ?1",
-                [path.to_string_lossy()],
+                [self.verified_key(path)],
             )
             .map(|_| ())
             .db(&self.db_path())

@@ -9,7 +9,7 @@
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use crate::artifact::save::refresh_latest;
+use crate::artifact::insert::refresh_latest;
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::db::write_txn;
 use crate::error::{DbContext, Error, Result};

@@ -2,6 +2,7 @@
 //! key, versions and provenance fields.
 
 mod content;
+mod insert;
 mod lifecycle;
 mod save;
 mod source;
@@ -16,8 +17,8 @@ use crate::similar;
 use crate::uid::{self, MIN_PREFIX_LEN, STEM_LEN, VERSIONED_UID_LEN};
 
 pub use content::CachedContent;
+pub(crate) use insert::refresh_latest as refresh_family;
 pub use lifecycle::{Deleted, GcOptions, GcReport};
-pub(crate) use save::refresh_latest as refresh_family;
 pub use save::{SaveOptions, SaveStatus, Saved};
 
 /// What an artifact holds.
@@ -88,6 +89,21 @@ impl Artifact {
     pub fn label(&self) -> &str {
         self.key.as_deref().unwrap_or(&self.uid)
     }
+
+    /// One of labmesh's own records (a run's report, a transform's
+    /// source), kept under `.labmesh/` keys and hidden from `ls`.
+    pub fn is_internal(&self) -> bool {
+        self.key.as_deref().is_some_and(is_internal_key)
+    }
+}
+
+/// Keys under which labmesh keeps its own artifacts (run reports,
+/// transform sources); users cannot save under them.
+pub const INTERNAL_KEY_PREFIX: &str = ".labmesh/";
+
+/// Whether a key is one of labmesh's own (see `INTERNAL_KEY_PREFIX`).
+pub fn is_internal_key(key: &str) -> bool {
+    key.starts_with(INTERNAL_KEY_PREFIX)
 }
 
 /// Which artifacts `list` returns.
@@ -102,6 +118,9 @@ pub struct ListOptions {
     pub limit: usize,
     /// Only records created on this node (PeerId).
     pub origin: Option<String>,
+    /// Also labmesh's own artifacts (keys under `.labmesh/`: run reports,
+    /// transform sources), which listings leave out by default.
+    pub internal: bool,
 }
 
 impl Default for ListOptions {
@@ -112,6 +131,7 @@ impl Default for ListOptions {
             key_prefix: None,
             limit: 100,
             origin: None,
+            internal: false,
         }
     }
 }
@@ -231,7 +251,7 @@ impl Instance {
     fn family_head_artifact(&self, stem: &str) -> Result<Artifact> {
         let sql = format!(
             "{SELECT} WHERE substr(a.uid, 1, {STEM_LEN}) = ?1
-             ORDER BY a.trashed_at IS NOT NULL, a.is_latest DESC, a.created_at DESC, a.id DESC LIMIT 1"
+             ORDER BY a.trashed_at IS NOT NULL, a.is_latest DESC, a.created_at DESC, a.uid DESC LIMIT 1"
         );
         self.conn
             .prepare_cached(&sql)
@@ -242,7 +262,7 @@ impl Instance {
     /// The version of `key` a user means: the live latest one, else the newest.
     pub(crate) fn latest_by_key(&self, key: &str) -> Result<Option<Artifact>> {
         let sql = format!(
-            "{SELECT} WHERE a.key = ?1 ORDER BY a.trashed_at IS NOT NULL, a.is_latest DESC, a.created_at DESC, a.id DESC LIMIT 1"
+            "{SELECT} WHERE a.key = ?1 ORDER BY a.trashed_at IS NOT NULL, a.is_latest DESC, a.created_at DESC, a.uid DESC LIMIT 1"
         );
         self.conn
             .prepare_cached(&sql)
@@ -290,6 +310,10 @@ impl Instance {
         if !opts.all_versions && !opts.trash {
             sql.push_str(" AND a.is_latest = 1");
         }
+        if !opts.internal {
+            // A range, not LIKE, so the key index serves it.
+            sql.push_str(" AND (a.key IS NULL OR a.key < '.labmesh/' OR a.key >= '.labmesh0')");
+        }
         let upper;
         let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
         if let Some(prefix) = &opts.key_prefix {
@@ -320,8 +344,9 @@ impl Instance {
     }
 
     pub(crate) fn family(&self, stem: &str) -> Result<Vec<Artifact>> {
-        let sql =
-            format!("{SELECT} WHERE substr(a.uid, 1, {STEM_LEN}) = ?1 ORDER BY a.created_at, a.id");
+        let sql = format!(
+            "{SELECT} WHERE substr(a.uid, 1, {STEM_LEN}) = ?1 ORDER BY a.created_at, a.uid"
+        );
         let mut stmt = self.conn.prepare_cached(&sql).db(&self.db_path())?;
         let rows = stmt.query_map([stem], from_row).db(&self.db_path())?;
         rows.collect::<rusqlite::Result<Vec<_>>>()

@@ -5,9 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 use serde::Serialize;
 
+use crate::artifact::insert::existing_notice;
 use crate::artifact::source::{self, BATCH_SMALL_FILE, SMALL_FILE, Source};
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::db::write_txn;
@@ -18,9 +19,7 @@ use crate::hash::manifest::Manifest;
 use crate::instance::{Instance, LockMode};
 use crate::parallel::parallel_map;
 use crate::storage::layout::{MANIFEST_SUFFIX, object_key};
-use crate::storage::{Durability, Storage};
-use crate::time::now_ms;
-use crate::uid::{self, STEM_LEN};
+use crate::storage::{StagedBatch, Storage};
 
 /// Options of a save.
 #[derive(Clone, Debug, Default)]
@@ -61,19 +60,35 @@ impl Instance {
     /// Saves a file or folder as an artifact (or finds it, if the content is
     /// already registered). One transaction; safe to repeat.
     pub fn save(&self, path: impl AsRef<Path>, opts: &SaveOptions) -> Result<Saved> {
+        self.save_one(path.as_ref(), opts, false)
+    }
+
+    /// `save`, but always a new record, even when the same content is
+    /// registered already (its object is then shared in storage): for
+    /// records that must not stand for another one, like a run's report.
+    pub(crate) fn save_own_record(&self, path: &Path, opts: &SaveOptions) -> Result<Saved> {
+        self.save_one(path, opts, true)
+    }
+
+    fn save_one(&self, path: &Path, opts: &SaveOptions, own_record: bool) -> Result<Saved> {
         let _lock = self.storage_lock(LockMode::Shared)?;
         let storage = self.storage(self.default_storage.id)?;
-        let mut src = self.prepare(path.as_ref(), opts, &storage)?;
+        let mut src = self.prepare(path, opts, &storage)?;
         if let Some(existing) = self.by_content(&src.hash, src.size, src.kind)? {
             self.heal(&storage, &src, &existing)?;
-            // Provenance: produced again by the current run, if one is active.
-            return self.record_output_now(existing_notice(existing, &src));
+            if !own_record {
+                // Provenance: produced again by the current run, if one is active.
+                return self.record_output_now(existing_notice(existing, &src, opts));
+            }
+            // Healed, so intact at its address: shared, unless the suffix differs.
+            src.stored |=
+                existing.storage_id == self.default_storage.id && existing.suffix == src.suffix;
         }
         failpoint::hit("save:before-content");
-        self.store(&storage, &mut src, Durability::Immediate)?;
+        self.store(&storage, &mut src)?;
         failpoint::hit("save:after-content");
         let tx = write_txn(&self.conn).db(&self.db_path())?;
-        let mut saved = self.insert(&tx, &src, opts, &mut HashMap::new(), true)?;
+        let mut saved = self.insert(&tx, &src, opts, &mut HashMap::new(), true, own_record)?;
         self.record_outputs(&tx, [&mut saved])?; // provenance, same transaction
         failpoint::hit("save:before-commit");
         tx.commit().db(&self.db_path())?;
@@ -81,8 +96,10 @@ impl Instance {
     }
 
     /// Saves many files in one transaction, with one sync of storage for
-    /// the whole batch. Each file's key comes from its path. Folders are
-    /// saved one by one with `save`.
+    /// the whole batch (two, in fact: content, then the renames that put
+    /// it at its addresses). Each file's key comes from its path; two files
+    /// that would get the same key are refused. Folders are saved one by
+    /// one with `save`.
     pub fn save_many(&self, paths: &[PathBuf], opts: &SaveOptions) -> Result<Vec<Saved>> {
         if paths.len() == 1 {
             return Ok(vec![self.save(&paths[0], opts)?]);
@@ -100,8 +117,7 @@ impl Instance {
 
         // Name and hash everything (all cores) before writing anything.
         let root = self.paths.root.clone();
-        progress.start("hashing files", paths.len() as u64);
-        let sources = parallel_map(paths, |path| {
+        let named = parallel_map(paths, |path| {
             let named = source::name(path, None, &root)?;
             if named.0 == ArtifactKind::Folder {
                 return Err(Error::InvalidArgument(format!(
@@ -110,9 +126,12 @@ impl Instance {
                     path.display()
                 )));
             }
-            let s = source::hash_source(named, BATCH_SMALL_FILE, &crate::progress::NoProgress);
-            progress.advance(1);
-            s
+            Ok(named)
+        })?;
+        refuse_shared_keys(named.iter().map(|n| (&n.1, n.3.as_str())))?;
+        progress.start("hashing", named.iter().map(|n| n.4).sum());
+        let sources = parallel_map(&named, |n| {
+            source::hash_source(n.clone(), BATCH_SMALL_FILE, progress)
         });
         progress.finish();
         let mut sources = sources?;
@@ -123,34 +142,32 @@ impl Instance {
         for (i, s) in sources.iter().enumerate() {
             if let Some(existing) = self.by_content(&s.hash, s.size, s.kind)? {
                 self.heal(&storage, s, &existing)?;
-                outcome[i] = Some(existing_notice(existing, s));
+                outcome[i] = Some(existing_notice(existing, s, opts));
             } else if first_index.insert(s.identity(), i).is_none() {
                 to_store.push(i);
             }
         }
 
-        progress.start("storing", to_store.len() as u64);
         let pending: Vec<&Source> = to_store.iter().map(|&i| &sources[i]).collect();
+        progress.start("storing", pending.iter().map(|s| s.size).sum());
         let none = HashSet::new();
-        parallel_map(&pending, |s| {
-            source::write_content(
-                &storage,
-                s,
-                &none,
-                Durability::Deferred,
-                &crate::progress::NoProgress,
-            )?;
-            progress.advance(1);
-            Ok(())
-        })?;
-        failpoint::hit("save-many:before-sync");
-        if let Storage::Local(local) = &storage {
-            local.sync_all()?;
-        }
+        let batch = StagedBatch::new();
+        let written = parallel_map(&pending, |s| {
+            source::write_content(&storage, s, &none, Some(&batch), progress)
+        });
+        let published = written.and_then(|written| {
+            failpoint::hit("save-many:before-sync");
+            if let Storage::Local(local) = &storage {
+                batch.publish(local)?;
+            }
+            Ok(written)
+        });
         progress.finish();
+        let written = published?;
         failpoint::hit("save-many:after-content");
-        for &i in &to_store {
+        for (&i, w) in to_store.iter().zip(written) {
             sources[i].stored = true;
+            sources[i].written = w;
         }
 
         let tx = write_txn(&self.conn).db(&self.db_path())?;
@@ -171,6 +188,12 @@ impl Instance {
         Ok(outcome.into_iter().flatten().collect())
     }
 
+    /// The key `save` would give `path` without `--key`: its path inside
+    /// the instance, else its file name. Checks the path as `save` does.
+    pub fn default_key(&self, path: &Path) -> Result<String> {
+        Ok(source::name(path, None, &self.paths.root)?.3)
+    }
+
     /// The rows of a batch, in one transaction.
     fn insert_all(
         &self,
@@ -186,10 +209,10 @@ impl Instance {
                 continue;
             }
             if let Some(a) = inserted.get(&s.identity()) {
-                outcome[i] = Some(existing_notice(a.clone(), s));
+                outcome[i] = Some(existing_notice(a.clone(), s, opts));
                 continue;
             }
-            let saved = self.insert(tx, s, opts, families, false)?;
+            let saved = self.insert(tx, s, opts, families, false, false)?;
             inserted.insert(s.identity(), saved.artifact.clone());
             outcome[i] = Some(saved);
         }
@@ -207,6 +230,28 @@ impl Instance {
             .key
             .as_deref()
             .or(revises.as_ref().and_then(|r| r.key.as_deref()));
+        // A version holds the same kind of content (checked before the
+        // key, whose suffix rules differ for files and folders).
+        if let Some(r) = &revises
+            && let Ok(meta) = std::fs::metadata(path)
+        {
+            let kind = if meta.is_dir() {
+                ArtifactKind::Folder
+            } else {
+                ArtifactKind::File
+            };
+            if r.kind != kind {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is a {}, but {} ({}) is a {}: a new version holds the same kind of content\n  \
+                     hint: save it without --revises to make a new artifact",
+                    path.display(),
+                    kind.as_str(),
+                    r.uid,
+                    r.label(),
+                    r.kind.as_str()
+                )));
+            }
+        }
         let named = source::name(path, key, &self.paths.root)?;
         let (kind, len) = (named.0, named.4);
         let progress = self.progress.as_ref();
@@ -218,9 +263,11 @@ impl Instance {
             {
                 let (_, path, suffix, key, _) = named;
                 progress.start("saving", len);
-                let (hash, size) = local.ingest(&path, &suffix, Durability::Immediate, progress)?;
+                let ingested = local.ingest(&path, &suffix, progress);
                 progress.finish();
+                let (hash, size) = ingested?;
                 Source {
+                    written: vec![(hash, object_key(&hash, &suffix))],
                     path,
                     kind,
                     key: Some(key),
@@ -231,9 +278,17 @@ impl Instance {
                     stored: true,
                     manifest: None,
                     revises: None,
+                    notices: Vec::new(),
                 }
             }
-            _ => source::hash_source(named, SMALL_FILE, progress)?,
+            // A folder reports its own hashing (see `manifest::build`).
+            _ if kind == ArtifactKind::Folder => source::hash_source(named, SMALL_FILE, progress)?,
+            _ => {
+                progress.start("hashing", len);
+                let hashed = source::hash_source(named, SMALL_FILE, progress);
+                progress.finish();
+                hashed?
+            }
         };
         src.revises = revises;
         Ok(src)
@@ -246,8 +301,9 @@ impl Instance {
             .db(&self.db_path())
     }
 
-    /// Stores a source's content unless it already is.
-    fn store(&self, storage: &Storage, src: &mut Source, durability: Durability) -> Result<()> {
+    /// Stores a source's content unless it already is: durable when this
+    /// returns (a folder's objects published together).
+    fn store(&self, storage: &Storage, src: &mut Source) -> Result<()> {
         if src.stored {
             return Ok(());
         }
@@ -255,17 +311,21 @@ impl Instance {
             Some((m, _)) => self.referenced_hashes(m)?,
             None => HashSet::new(),
         };
-        source::write_content(
-            storage,
-            src,
-            &referenced,
-            durability,
-            self.progress.as_ref(),
-        )?;
-        // Folder members are written deferred: sync them together.
-        if let (Storage::Local(local), ArtifactKind::Folder) = (storage, src.kind) {
-            local.sync_all()?;
-        }
+        self.store_skipping(storage, src, &referenced)
+    }
+
+    /// `store`, keeping the folder members in `keep` that are present.
+    fn store_skipping(
+        &self,
+        storage: &Storage,
+        src: &mut Source,
+        keep: &HashSet<ContentHash>,
+    ) -> Result<()> {
+        let progress = self.progress.as_ref();
+        progress.start("storing", source::bytes_to_write(src, keep));
+        let written = source::write_content(storage, src, keep, None, progress);
+        progress.finish();
+        src.written = written?;
         src.stored = true;
         Ok(())
     }
@@ -297,24 +357,30 @@ impl Instance {
         if existing.storage_id != self.default_storage.id {
             return Ok(()); // Content in another storage is not ours to rewrite.
         }
-        let intact = match &src.manifest {
+        // Members found intact are kept; anything else is written again.
+        let mut intact = HashSet::new();
+        let whole = match &src.manifest {
             None => self.object_intact(storage, &existing.hash, existing.size, &existing.suffix)?,
             Some((m, _)) => {
-                let mut ok =
+                let mut whole =
                     source::has_any_object(storage, &object_key(&existing.hash, MANIFEST_SUFFIX))?;
                 for e in &m.entries {
-                    ok = ok && self.object_intact(storage, &e.hash, e.size, &e.suffix)?;
+                    if self.object_intact(storage, &e.hash, e.size, &e.suffix)? {
+                        intact.insert(e.hash);
+                    } else {
+                        whole = false;
+                    }
                 }
-                ok
+                whole
             }
         };
-        if intact {
+        if whole {
             return Ok(());
         }
         let mut repair = src.clone();
         repair.suffix = existing.suffix.clone();
         repair.stored = false;
-        self.store(storage, &mut repair, Durability::Immediate)?;
+        self.store_skipping(storage, &mut repair, &intact)?;
         self.record_written(&repair)
     }
 
@@ -338,201 +404,39 @@ impl Instance {
         }
     }
 
-    /// Records the identity of freshly written local objects, so later
-    /// checks need only a `stat`.
-    fn record_written(&self, src: &Source) -> Result<()> {
+    /// Records the identity of the local objects this save wrote — each
+    /// checked against its hash as it was written — so later checks need
+    /// only a `stat`. Objects it did not write are not vouched for.
+    pub(super) fn record_written(&self, src: &Source) -> Result<()> {
+        if src.written.is_empty() {
+            return Ok(());
+        }
         let Storage::Local(local) = self.storage(self.default_storage.id)? else {
             return Ok(());
         };
-        match &src.manifest {
-            None => self.record_verified(
-                &local.path_of(&object_key(&src.hash, &src.suffix)),
-                &src.hash,
-            ),
-            Some((m, _)) => {
-                for e in &m.entries {
-                    self.record_verified(&local.path_of(&object_key(&e.hash, &e.suffix)), &e.hash)?;
-                }
-                Ok(())
-            }
+        for (hash, key) in &src.written {
+            self.record_verified(&local.path_of(key), hash)?;
         }
-    }
-
-    /// Inserts the row of a stored source and moves `is_latest` in its family.
-    /// `families` maps keys to stems created earlier in the same batch.
-    fn insert(
-        &self,
-        tx: &Transaction<'_>,
-        src: &Source,
-        opts: &SaveOptions,
-        families: &mut HashMap<String, String>,
-        warn_similar: bool,
-    ) -> Result<Saved> {
-        let db = self.db_path();
-        // Another process may have registered the same content since we looked.
-        if let Some(existing) = self.by_content(&src.hash, src.size, src.kind)? {
-            return Ok(existing_notice(existing, src));
-        }
-        let previous = match (&src.revises, &src.key) {
-            (Some(r), _) => Some(self.family_head(tx, r.stem())?.unwrap_or((
-                r.id,
-                r.uid.clone(),
-                r.created_at,
-            ))),
-            (None, Some(key)) => match families.get(key) {
-                Some(stem) => self.family_head(tx, stem)?,
-                None => tx
-                    .prepare_cached(
-                        "SELECT id, uid, created_at FROM artifact WHERE key = ?1
-                         ORDER BY trashed_at IS NOT NULL, created_at DESC, id DESC LIMIT 1",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                            .optional()
-                    })
-                    .db(&db)?,
-            },
-            (None, None) => None,
-        };
-        let mut notices = Vec::new();
-        let (uid, revises_id, created_at) = match &previous {
-            // A new version is never older than the one it revises, so
-            // `is_latest` follows creation even across clock adjustments.
-            Some((id, prev_uid, prev_created)) => (
-                uid::new_version(uid::stem(prev_uid)),
-                Some(*id),
-                now_ms().max(prev_created + 1),
-            ),
-            None => {
-                // Batches skip the fuzzy look-up: it would cost more than the save.
-                if let Some(key) = src.key.as_ref().filter(|_| warn_similar)
-                    && let Some(near) = self.closest_key(key, true)?
-                {
-                    notices.push(format!(
-                        "new key {key:?} is close to the existing {near:?}; did you mean {near:?}? \
-                         (`labmesh save <file> --key {near:?}` saves a new version of it)"
-                    ));
-                }
-                (uid::new_family(), None, now_ms())
-            }
-        };
-        let n_files = src.manifest.as_ref().map(|(m, _)| m.entries.len() as i64);
-        tx.prepare_cached(
-            "INSERT INTO artifact (uid, key, description, kind, suffix, hash, size, n_files, storage_id,
-                                   revises_id, is_latest, version, created_at, created_by, origin_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?12, ?13, ?14)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                uid,
-                src.key,
-                opts.description,
-                src.kind.as_str(),
-                src.suffix,
-                src.hash.to_hex(),
-                src.size as i64,
-                n_files,
-                self.default_storage.id,
-                revises_id,
-                opts.version,
-                created_at,
-                self.user_id,
-                self.self_node_id,
-            ])
-        })
-        .db(&db)?;
-        let id = tx.last_insert_rowid();
-        if let Some((m, _)) = &src.manifest {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO folder_entry (artifact_id, path, hash, size, suffix) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .db(&db)?;
-            for e in &m.entries {
-                stmt.execute(params![
-                    id,
-                    e.path,
-                    e.hash.to_hex(),
-                    e.size as i64,
-                    e.suffix
-                ])
-                .db(&db)?;
-            }
-        }
-        self.record_written(src)?;
-        self.share_artifact(tx, id)?;
-        if let Some(key) = &src.key {
-            crate::search::index::index_text(tx, "artifact", id, "key", key).db(&db)?;
-        }
-        if let Some(d) = &opts.description {
-            crate::search::index::index_text(tx, "artifact", id, "description", d).db(&db)?;
-        }
-        let stem = uid::stem(&uid).to_string();
-        refresh_latest(tx, &stem).db(&db)?;
-        if let Some(key) = &src.key {
-            families.insert(key.clone(), stem);
-        }
-        let status = match previous {
-            Some((_, prev_uid, _)) => SaveStatus::NewVersion { previous: prev_uid },
-            None => SaveStatus::Created,
-        };
-        Ok(Saved {
-            artifact: self.artifact_by_id(id)?,
-            status,
-            notices,
-        })
-    }
-
-    /// The newest version of a family: (id, uid, created_at).
-    fn family_head(&self, tx: &Transaction<'_>, stem: &str) -> Result<Option<(i64, String, i64)>> {
-        tx.prepare_cached(&format!(
-            "SELECT id, uid, created_at FROM artifact WHERE substr(uid, 1, {STEM_LEN}) = ?1
-             ORDER BY trashed_at IS NOT NULL, created_at DESC, id DESC LIMIT 1"
-        ))
-        .and_then(|mut s| {
-            s.query_row([stem], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-        })
-        .db(&self.db_path())
+        Ok(())
     }
 }
 
-/// The answer for content that is already registered.
-fn existing_notice(artifact: Artifact, src: &Source) -> Saved {
-    let mut notices = vec![match (&artifact.key, &src.key) {
-        (Some(k), Some(want)) if k != want => {
-            format!(
-                "same content is already saved as {} ({k}); returning it instead of a duplicate",
-                artifact.uid
-            )
+/// Two different files of one call that would get the same key would
+/// silently become versions of each other: refused, naming both.
+fn refuse_shared_keys<'a>(named: impl Iterator<Item = (&'a PathBuf, &'a str)>) -> Result<()> {
+    let mut by_key: HashMap<&str, &PathBuf> = HashMap::new();
+    for (path, key) in named {
+        match by_key.insert(key, path) {
+            Some(other) if other != path => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} and {} would both be saved as {key:?}, so one would silently become a new version \
+                     of the other\n  hint: save them in separate calls with --key, or give them distinct names",
+                    other.display(),
+                    path.display()
+                )));
+            }
+            _ => {}
         }
-        _ => format!(
-            "content unchanged: returning the existing artifact {}",
-            artifact.uid
-        ),
-    }];
-    if artifact.is_trashed() {
-        notices.push(format!(
-            "{} is in the trash; `labmesh restore {}` brings it back",
-            artifact.uid, artifact.uid
-        ));
     }
-    Saved {
-        artifact,
-        status: SaveStatus::Existing,
-        notices,
-    }
-}
-
-/// Marks the newest live version of a family as the latest, and only it:
-/// by (created_at, uid), which every replica of a shared family agrees on.
-pub(crate) fn refresh_latest(conn: &rusqlite::Connection, stem: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(&format!(
-        "UPDATE artifact SET is_latest = (id IS (
-             SELECT id FROM artifact WHERE substr(uid, 1, {STEM_LEN}) = ?1 AND trashed_at IS NULL
-             ORDER BY created_at DESC, uid DESC LIMIT 1))
-         WHERE substr(uid, 1, {STEM_LEN}) = ?1"
-    ))?
-    .execute([stem])
-    .map(|_| ())
+    Ok(())
 }

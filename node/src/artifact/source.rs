@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use crate::artifact::{Artifact, ArtifactKind};
 use crate::error::{Error, Result};
-use crate::hash::manifest::{self, Manifest};
+use crate::hash::manifest::{self, Manifest, is_inside_dot_dir};
 use crate::hash::{ContentHash, hash_file};
 use crate::parallel::parallel_map;
 use crate::progress::Progress;
 use crate::storage::layout::{MANIFEST_SUFFIX, object_key};
-use crate::storage::local::read_small;
-use crate::storage::{Durability, Storage};
+use crate::storage::staging::read_unchanged;
+use crate::storage::{StagedBatch, Storage};
 use crate::suffix::{check_key_suffix, suffix_of, validate_key};
 
 /// Files up to this size are read once into memory, hashed and written
@@ -22,6 +22,10 @@ pub const SMALL_FILE: u64 = 4 << 20;
 /// In batches, only files up to this size stay in memory between hashing
 /// and storing, so a batch of large files does not fill memory.
 pub const BATCH_SMALL_FILE: u64 = 256 << 10;
+
+/// A local object this save wrote: its hash (checked against the bytes
+/// written) and its key.
+pub(crate) type Written = (ContentHash, String);
 
 /// A source named, hashed, and maybe already stored.
 #[derive(Clone)]
@@ -36,9 +40,14 @@ pub(crate) struct Source {
     pub bytes: Option<Vec<u8>>,
     /// Content already at its address (one-pass ingest).
     pub stored: bool,
+    /// Local objects this save wrote and checked, to be recorded as
+    /// verified with the row (nothing else is).
+    pub written: Vec<Written>,
     pub manifest: Option<(Manifest, Vec<PathBuf>)>,
     /// The artifact this one is a new version of, when named explicitly.
     pub revises: Option<Artifact>,
+    /// What the user should know about the source (skipped directories).
+    pub notices: Vec<String>,
 }
 
 impl Source {
@@ -54,6 +63,7 @@ pub(crate) fn name(
     root: &Path,
 ) -> Result<(ArtifactKind, PathBuf, String, String, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
+    refuse_labmesh_files(path, root)?;
     let kind = if meta.is_dir() {
         ArtifactKind::Folder
     } else if meta.is_file() {
@@ -76,6 +86,30 @@ pub(crate) fn name(
     validate_key(&key)?;
     check_key_suffix(&key, &suffix, kind == ArtifactKind::Folder)?;
     Ok((kind, abs, suffix, key, meta.len()))
+}
+
+/// labmesh's own files are never content: not the instance directory as a
+/// whole, and nothing in a `.labmesh/` directory (the database, the node's
+/// private key), whether named directly or through a link.
+fn refuse_labmesh_files(path: &Path, root: &Path) -> Result<()> {
+    let abs = crate::paths::absolute(path)?;
+    if abs == root {
+        return Err(Error::InvalidArgument(format!(
+            "{} is the instance's own directory; save the files and folders inside it instead",
+            abs.display()
+        )));
+    }
+    let inside = |p: &Path, root: &Path| is_inside_dot_dir(p.strip_prefix(root).unwrap_or(p));
+    let canonical = std::fs::canonicalize(&abs).map_err(|e| Error::io("reading", &abs, e))?;
+    let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if inside(&abs, root) || inside(&canonical, &canonical_root) || canonical == canonical_root {
+        return Err(Error::InvalidArgument(format!(
+            "{} is part of labmesh's own files (.labmesh/ holds the database and the node's private key), \
+             which are never saved as artifacts\n  hint: save your data from outside .labmesh/",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Key from the path: relative to the instance root when inside it, else
@@ -108,24 +142,36 @@ pub(crate) fn hash_source(
         size: 0,
         bytes: None,
         stored: false,
+        written: Vec::new(),
         manifest: None,
         revises: None,
+        notices: Vec::new(),
     };
     match kind {
         ArtifactKind::Folder => {
-            let (m, files) = manifest::build(&s.path, progress)?;
+            let scanned = manifest::build(&s.path, progress)?;
+            let m = scanned.manifest;
             (s.hash, s.size) = (m.hash(), m.size());
-            s.manifest = Some((m, files));
+            s.notices = scanned
+                .skipped
+                .iter()
+                .map(|d| {
+                    format!(
+                        "left out {}: labmesh's own files are never saved",
+                        d.display()
+                    )
+                })
+                .collect();
+            s.manifest = Some((m, scanned.files));
         }
         ArtifactKind::File if len <= keep_bytes => {
-            let bytes = read_small(&s.path, len)?;
+            let bytes = read_unchanged(&s.path, len)?;
             (s.hash, s.size) = (ContentHash::of(&bytes), bytes.len() as u64);
+            progress.advance(s.size);
             s.bytes = Some(bytes);
         }
         ArtifactKind::File => {
-            progress.start("hashing", len);
             (s.hash, s.size) = hash_file(&s.path, progress)?;
-            progress.finish();
         }
     }
     Ok(s)
@@ -147,34 +193,62 @@ pub(crate) fn has_any_object(storage: &Storage, key: &str) -> Result<bool> {
     }
 }
 
-/// Writes the object(s) of a source. Folder members that committed rows
-/// already vouch for (`referenced`) and that are present are skipped;
-/// anything else is (re)written, since an unreferenced object may be the
-/// torn leftover of a crash. Folder members and manifests are written
-/// deferred: the caller syncs.
+/// Bytes `write_content` would write for a source (for progress totals).
+pub(crate) fn bytes_to_write(s: &Source, referenced: &HashSet<ContentHash>) -> u64 {
+    match &s.manifest {
+        None => s.size,
+        Some((m, _)) => {
+            let mut seen = HashSet::new();
+            m.entries
+                .iter()
+                .filter(|e| !referenced.contains(&e.hash) && seen.insert((e.hash, &e.suffix)))
+                .map(|e| e.size)
+                .sum()
+        }
+    }
+}
+
+/// Writes the object(s) of a source; returns the local objects written.
+/// Every byte written is checked against the hash taken earlier, so a
+/// source that changed since fails with `Error::ChangedWhileSaving` and
+/// nothing reaches an address. A file is published at once (durable when
+/// this returns) unless `batch` collects it; a folder's members and
+/// manifest are always published together, through `batch` or their own.
+/// Folder members that committed rows already vouch for (`referenced`)
+/// and that are present are skipped; anything else is (re)written, since
+/// an unreferenced object may be a leftover nobody checked.
 pub(crate) fn write_content(
     storage: &Storage,
     s: &Source,
     referenced: &HashSet<ContentHash>,
-    durability: Durability,
+    batch: Option<&StagedBatch>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Vec<Written>> {
     let Some((manifest, files)) = &s.manifest else {
-        return write_object(
+        let written = write_object(
             storage,
             &s.path,
             s.bytes.as_deref(),
             (s.hash, s.size),
             &s.suffix,
-            durability,
+            batch,
             progress,
-        );
+        )?;
+        return Ok(written.into_iter().collect());
     };
-    let members: Vec<(&manifest::Entry, &PathBuf)> = manifest.entries.iter().zip(files).collect();
-    parallel_map(&members, |(entry, file)| {
+    let own = StagedBatch::new();
+    let target = batch.unwrap_or(&own);
+    let mut seen = HashSet::new();
+    let members: Vec<(&manifest::Entry, &PathBuf)> = manifest
+        .entries
+        .iter()
+        .zip(files)
+        .filter(|(e, _)| seen.insert(object_key(&e.hash, &e.suffix)))
+        .collect();
+    let written = parallel_map(&members, |(entry, file)| {
         let key = object_key(&entry.hash, &entry.suffix);
         if referenced.contains(&entry.hash) && has_object(storage, &key, entry.size)? {
-            return Ok(());
+            return Ok(None);
         }
         write_object(
             storage,
@@ -182,40 +256,60 @@ pub(crate) fn write_content(
             None,
             (entry.hash, entry.size),
             &entry.suffix,
-            Durability::Deferred,
+            Some(target),
             progress,
         )
     })?;
     let text = manifest.to_text();
     let key = object_key(&s.hash, MANIFEST_SUFFIX);
+    let mut written: Vec<Written> = written.into_iter().flatten().collect();
     match storage {
-        Storage::Local(local) => local.put_bytes(&key, text.as_bytes(), Durability::Deferred),
-        Storage::Cloud(cloud) => cloud.put_bytes(&key, text.into_bytes()),
+        Storage::Local(local) => {
+            local.put_bytes(&key, text.as_bytes(), Some(target))?;
+            written.push((s.hash, key));
+        }
+        Storage::Cloud(cloud) => cloud.put_bytes(&key, text.into_bytes())?,
     }
+    if let (None, Storage::Local(local)) = (batch, storage) {
+        own.publish(local)?;
+    }
+    Ok(written)
 }
 
-/// Writes one object from memory or from its source file.
+/// Writes one object from memory or from its source file (checked against
+/// `(hash, size)`); returns it if it is a local object.
 fn write_object(
     storage: &Storage,
     source: &Path,
     bytes: Option<&[u8]>,
     (hash, size): (ContentHash, u64),
     suffix: &str,
-    durability: Durability,
+    batch: Option<&StagedBatch>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Option<Written>> {
     let key = object_key(&hash, suffix);
     match (storage, bytes) {
-        (Storage::Local(local), Some(b)) => local.put_bytes(&key, b, durability),
-        (Storage::Local(local), None) => local.put_file(&key, source, durability, progress),
+        (Storage::Local(local), Some(b)) => {
+            local.put_bytes(&key, b, batch)?;
+            progress.advance(b.len() as u64);
+        }
+        (Storage::Local(local), None) => {
+            local.put_file(&key, source, (hash, size), batch, progress)?
+        }
         (Storage::Cloud(cloud), _) => {
             if cloud.size_of(&key)? == Some(size) {
-                return Ok(()); // Cloud PUTs are atomic: an object there is whole.
+                progress.advance(size);
+                return Ok(None); // Cloud PUTs are atomic: an object there is whole.
             }
             match bytes {
-                Some(b) => cloud.put_bytes(&key, b.to_vec()),
-                None => cloud.put_file(&key, source, (hash, size), progress),
+                Some(b) => {
+                    cloud.put_bytes(&key, b.to_vec())?;
+                    progress.advance(size);
+                }
+                None => cloud.put_file(&key, source, (hash, size), progress)?,
             }
+            return Ok(None);
         }
     }
+    Ok(Some((hash, key)))
 }

@@ -4,19 +4,23 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use labmesh_crypto::PublicKey;
 use labmesh_sync::net::{ContentSource, PeerId};
 use labmesh_sync::{Access, ScopeId};
 
 use crate::instance::Instance;
+use crate::mesh::access::{Presented, SessionAccess};
 use crate::storage::Storage;
 use crate::storage::layout::{MANIFEST_SUFFIX, object_key};
 
 /// Content source over a second connection to the instance.
 pub struct ServeContent {
     pub instance: Mutex<Instance>,
+    /// Tokens peers showed in their hello: a subscriber serves content to
+    /// other readers on the strength of their tokens.
+    pub presented: Arc<Mutex<Presented>>,
 }
 
 impl ContentSource for ServeContent {
@@ -46,8 +50,15 @@ impl ContentSource for ServeContent {
             )
             .and_then(|mut s| s.query_map(rusqlite::params![hex, size as i64, MANIFEST_SUFFIX], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(|e| e.to_string())?;
-        let access = instance.sync_access(conn).map_err(|e| e.to_string())?;
+        let base = instance.sync_access(conn).map_err(|e| e.to_string())?;
+        let presented = self.presented.lock().map(|p| p.clone()).unwrap_or_default();
+        let access = SessionAccess {
+            base: &base,
+            presented: &presented,
+            arriving: &[],
+        };
         let mut suffix = None;
+        let mut readable_uid = None;
         for (uid, sfx) in refs {
             let scopes: Vec<String> = conn
                 .prepare("SELECT scope FROM sync_document WHERE uid = ?1")
@@ -59,6 +70,7 @@ impl ContentSource for ServeContent {
                 .any(|s| access.may_read(&peer, &s))
             {
                 suffix = Some(sfx);
+                readable_uid = Some(uid);
                 break;
             }
         }
@@ -74,6 +86,19 @@ impl ContentSource for ServeContent {
         };
         let len = file.metadata().map_err(|e| e.to_string())?.len();
         if len != size {
+            return Ok(None);
+        }
+        // Never pass on damaged bytes: a whole file artifact is verified
+        // (re-hashed only if it changed since its last check) before its
+        // first byte goes out. Resumed ranges and folder members rely on
+        // the fetcher's own BLAKE3 check.
+        if offset == 0
+            && let Some(uid) = readable_uid
+            && let Ok(artifact) = instance.get(&uid)
+            && artifact.kind == crate::artifact::ArtifactKind::File
+            && artifact.hash == hash
+            && instance.cache_artifact(&artifact).is_err()
+        {
             return Ok(None);
         }
         file.seek(SeekFrom::Start(offset))

@@ -18,6 +18,9 @@ pub struct PeerInfo {
     pub addresses: Vec<String>,
     #[serde(serialize_with = "crate::time::serde_ms::option::serialize")]
     pub last_seen: Option<i64>,
+    /// Set while a daemon of this instance is connected to the peer.
+    #[serde(serialize_with = "crate::time::serde_ms::option::serialize")]
+    pub connected_since: Option<i64>,
     pub instance_uid: Option<String>,
 }
 
@@ -130,12 +133,13 @@ impl Instance {
     }
 
     pub fn peer_info(&self, key: &PublicKey) -> Result<PeerInfo> {
-        let (name, last_seen, instance_uid): (Option<String>, Option<i64>, Option<String>) = self
+        type Row = (Option<String>, Option<i64>, Option<String>, Option<i64>);
+        let (name, last_seen, instance_uid, connected_since): Row = self
             .conn
             .query_row(
-                "SELECT name, last_seen, instance_uid FROM node WHERE peer_id = ?1",
+                "SELECT name, last_seen, instance_uid, connected_since FROM node WHERE peer_id = ?1",
                 [key.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .db(&self.db_path())?;
         Ok(PeerInfo {
@@ -143,6 +147,7 @@ impl Instance {
             name,
             addresses: self.addresses_of(key)?,
             last_seen,
+            connected_since,
             instance_uid,
         })
     }

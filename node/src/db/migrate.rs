@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     4 => "0004_registries",
     5 => "0005_provenance",
     6 => "0006_sync",
+    7 => "0007_registries_fixes",
 ];
 
 /// The schema version this binary writes.
@@ -52,6 +53,19 @@ pub fn current_version(conn: &Connection, path: &Path) -> Result<i64> {
 /// anything when the database is newer than the binary.
 pub fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     migrate_to(conn, path, latest_version())
+}
+
+/// Like `migrate`, for the database of an existing instance: one without
+/// any schema (version 0) is damaged, not new, and is left untouched.
+pub fn migrate_existing(conn: &Connection, path: &Path) -> Result<()> {
+    let found = current_version(conn, path).map_err(|e| crate::db::damaged_or(path, e))?;
+    if found == 0 {
+        return Err(Error::DamagedDatabase {
+            path: path.to_path_buf(),
+            reason: "it holds no labmesh schema".into(),
+        });
+    }
+    migrate(conn, path).map_err(|e| crate::db::damaged_or(path, e))
 }
 
 /// Applies the migrations up to and including `target` (tests use this to

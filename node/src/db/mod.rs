@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::error::{DbContext, Result};
+use crate::error::{DbContext, Error, Result};
 
 /// Opens (or creates, with `create`) the database and sets per-connection pragmas.
 pub fn open(path: &Path, create: bool) -> Result<Connection> {
@@ -39,6 +39,70 @@ pub fn open(path: &Path, create: bool) -> Result<Connection> {
         .db(path)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Opens an existing instance's database. Never creates one: a missing,
+/// empty or unreadable file is a damaged instance, reported as such, and
+/// left exactly as it was found (no schema is built over it).
+pub fn open_existing(path: &Path) -> Result<Connection> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io("opening", path, e))?
+        .len();
+    if len == 0 {
+        return Err(Error::DamagedDatabase {
+            path: path.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
+    }
+    open(path, false).map_err(|e| damaged_or(path, e))
+}
+
+/// Reports SQLite's "not a database" and "malformed" (and a missing
+/// identity row) as a damaged database; other errors pass through.
+pub fn damaged_or(path: &Path, e: impl Into<DbFailure>) -> Error {
+    let source = match e.into() {
+        DbFailure::Error(Error::Database { source, .. }) | DbFailure::Sqlite(source) => source,
+        DbFailure::Error(other) => return other,
+    };
+    let reason = match &source {
+        rusqlite::Error::QueryReturnedNoRows => {
+            Some("its instance or node record is missing".to_string())
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
+        {
+            Some(source.to_string())
+        }
+        _ => None,
+    };
+    match reason {
+        Some(reason) => Error::DamagedDatabase {
+            path: path.to_path_buf(),
+            reason,
+        },
+        None => Error::Database {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Either kind of failure `damaged_or` classifies.
+pub enum DbFailure {
+    Error(Error),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<Error> for DbFailure {
+    fn from(e: Error) -> Self {
+        DbFailure::Error(e)
+    }
+}
+
+impl From<rusqlite::Error> for DbFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        DbFailure::Sqlite(e)
+    }
 }
 
 /// Starts a write transaction that takes the write lock at once, so a

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::hash::{ContentHash, hash_file};
 use crate::parallel::parallel_map;
+use crate::paths::DOT_DIR;
 use crate::progress::Progress;
 use crate::suffix::suffix_of;
 
@@ -79,9 +80,20 @@ impl Manifest {
     }
 }
 
+/// A folder's files as found on disk.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// (relative `/`-path, absolute path, size), sorted by relative path.
+    pub files: Vec<(String, PathBuf, u64)>,
+    /// `.labmesh/` directories left out: labmesh's own files (databases,
+    /// a node's private key) are never content.
+    pub skipped: Vec<PathBuf>,
+}
+
 /// Lists a folder's files (recursively) with their sizes, sorted by path.
-pub fn list_files(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+pub fn list_files(root: &Path) -> Result<Listing> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("reading folder", &dir, e))?;
@@ -98,14 +110,15 @@ pub fn list_files(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
                         path.display()
                     )));
                 }
-                if entry.file_name() == ".labmesh" {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} contains a labmesh instance's own .labmesh/ directory; save a subfolder instead",
-                        root.display()
-                    )));
+                if entry.file_name() == DOT_DIR {
+                    skipped.push(path);
+                    continue;
                 }
                 stack.push(path);
             } else if meta.is_file() {
+                if entry.file_type().map(|t| t.is_symlink()).unwrap_or(false) {
+                    refuse_link_into_dot_dir(&path)?;
+                }
                 let rel = relative_slash_path(root, &path)?;
                 out.push((rel, path, meta.len()));
             } else {
@@ -114,7 +127,31 @@ pub fn list_files(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
         }
     }
     out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok(out)
+    skipped.sort();
+    Ok(Listing {
+        files: out,
+        skipped,
+    })
+}
+
+/// Whether a path lies inside a `.labmesh/` directory (any instance's).
+pub fn is_inside_dot_dir(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str() == DOT_DIR)
+}
+
+/// A link to a file inside a `.labmesh/` directory would smuggle labmesh's
+/// own files (a node's private key) into content.
+fn refuse_link_into_dot_dir(link: &Path) -> Result<()> {
+    let target = std::fs::canonicalize(link).map_err(|e| Error::io("reading", link, e))?;
+    if is_inside_dot_dir(&target) {
+        return Err(Error::InvalidArgument(format!(
+            "{} links to {}, inside a .labmesh/ directory: labmesh's own files (its database, \
+             the node's private key) are never saved\n  hint: remove the link, or copy what you need out first",
+            link.display(),
+            target.display()
+        )));
+    }
+    Ok(())
 }
 
 fn relative_slash_path(root: &Path, path: &Path) -> Result<String> {
@@ -138,9 +175,19 @@ fn relative_slash_path(root: &Path, path: &Path) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// A folder hashed into its manifest.
+#[derive(Debug)]
+pub struct Scanned {
+    pub manifest: Manifest,
+    /// The files on disk, in manifest order.
+    pub files: Vec<PathBuf>,
+    /// `.labmesh/` directories left out (see `Listing::skipped`).
+    pub skipped: Vec<PathBuf>,
+}
+
 /// Hashes every file of a folder (on all cores) into its manifest.
-pub fn build(root: &Path, progress: &dyn Progress) -> Result<(Manifest, Vec<PathBuf>)> {
-    let files = list_files(root)?;
+pub fn build(root: &Path, progress: &dyn Progress) -> Result<Scanned> {
+    let Listing { files, skipped } = list_files(root)?;
     if files.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "folder {} has no files; there is nothing to save",
@@ -159,7 +206,11 @@ pub fn build(root: &Path, progress: &dyn Progress) -> Result<(Manifest, Vec<Path
     })?;
     progress.finish();
     let paths = files.into_iter().map(|f| f.1).collect();
-    Ok((Manifest::new(hashed), paths))
+    Ok(Scanned {
+        manifest: Manifest::new(hashed),
+        files: paths,
+        skipped,
+    })
 }
 
 #[cfg(test)]
@@ -173,7 +224,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
         std::fs::write(dir.path().join("b/c/x.csv"), "1,2\n").unwrap();
         std::fs::write(dir.path().join("a.txt"), "hello").unwrap();
-        let (m, _) = build(dir.path(), &NoProgress).unwrap();
+        let m = build(dir.path(), &NoProgress).unwrap().manifest;
         let paths: Vec<_> = m.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["a.txt", "b/c/x.csv"]);
         let text = m.to_text();
@@ -193,10 +244,37 @@ mod tests {
         for d in [&a, &b] {
             std::fs::write(d.path().join("f"), "same").unwrap();
         }
-        let ha = build(a.path(), &NoProgress).unwrap().0.hash();
-        assert_eq!(ha, build(b.path(), &NoProgress).unwrap().0.hash());
+        let ha = build(a.path(), &NoProgress).unwrap().manifest.hash();
+        assert_eq!(ha, build(b.path(), &NoProgress).unwrap().manifest.hash());
         std::fs::write(b.path().join("f"), "other").unwrap();
-        assert_ne!(ha, build(b.path(), &NoProgress).unwrap().0.hash());
+        assert_ne!(ha, build(b.path(), &NoProgress).unwrap().manifest.hash());
+    }
+
+    #[test]
+    fn dot_labmesh_directories_are_skipped_and_links_into_them_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lab/.labmesh")).unwrap();
+        std::fs::write(dir.path().join("lab/.labmesh/node.key"), "PRIVATE").unwrap();
+        std::fs::write(dir.path().join("lab/data.csv"), "1").unwrap();
+        let scanned = build(dir.path(), &NoProgress).unwrap();
+        let paths: Vec<_> = scanned
+            .manifest
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(paths, ["lab/data.csv"]);
+        assert_eq!(scanned.skipped, [dir.path().join("lab/.labmesh")]);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(
+                dir.path().join("lab/.labmesh/node.key"),
+                dir.path().join("lab/key.pem"),
+            )
+            .unwrap();
+            let err = build(dir.path(), &NoProgress).unwrap_err().to_string();
+            assert!(err.contains("key.pem") && err.contains(".labmesh"), "{err}");
+        }
     }
 
     #[test]

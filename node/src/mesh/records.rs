@@ -50,7 +50,8 @@ pub fn artifact_edits(a: &Artifact, creator_uid: &str) -> Vec<Edit> {
     if let Some(d) = &a.description {
         edits.push(Edit::set("description", FieldValue::Text(d.clone())));
     }
-    if a.is_trashed() {
+    if let Some(at) = a.trashed_at {
+        edits.push(Edit::set("trashed_at", FieldValue::Int(at)));
         edits.push(Edit::Tombstone);
     }
     edits
@@ -90,12 +91,14 @@ pub fn grant_edits(token_text: &str) -> Vec<Edit> {
     ]
 }
 
-/// A revoked token block.
-pub fn revocation_edits(block_id: &str, reason: Option<&str>) -> Vec<Edit> {
+/// A revoked token block, and when it was revoked (unix ms): changes
+/// stamped earlier stay valid.
+pub fn revocation_edits(block_id: &str, reason: Option<&str>, revoked_at_ms: i64) -> Vec<Edit> {
     vec![
         Edit::set(TYPE, FieldValue::Str("revocation".into())),
         Edit::set("block", FieldValue::Str(block_id.into())),
         Edit::set("reason", opt_str(reason)),
+        Edit::set("revoked_at", FieldValue::Int(revoked_at_ms)),
     ]
 }
 
@@ -164,7 +167,10 @@ impl Instance {
         view: &RecordView,
     ) -> Result<()> {
         let db = self.db_path();
-        let trashed_at = view.deleted.then(now_ms);
+        // When it was trashed, as the node that trashed it recorded.
+        let trashed_at = view
+            .deleted
+            .then(|| int(view, "trashed_at").unwrap_or_else(now_ms));
         let existing: Option<(i64, Option<i64>)> = conn
             .prepare_cached("SELECT id, trashed_at FROM artifact WHERE uid = ?1")
             .and_then(|mut s| {
@@ -185,7 +191,7 @@ impl Instance {
             Some((id, old_trash)) => {
                 conn.prepare_cached("UPDATE artifact SET description = ?2, version = ?3, trashed_at = ?4 WHERE id = ?1")
                     .and_then(|mut s| {
-                        s.execute(params![id, description, text(view, "version"), if view.deleted { old_trash.or(trashed_at) } else { None }])
+                        s.execute(params![id, description, text(view, "version"), if view.deleted { trashed_at.or(old_trash) } else { None }])
                     })
                     .db(&db)?;
             }
@@ -283,7 +289,8 @@ impl Instance {
                     s.execute(params![
                         id,
                         text(view, "description"),
-                        view.deleted.then(now_ms)
+                        view.deleted
+                            .then(|| int(view, "trashed_at").unwrap_or_else(now_ms))
                     ])
                 })
                 .db(&db)?;
@@ -304,7 +311,7 @@ impl Instance {
                      VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![uid, key, text(view, "description"), hash, members.len() as i64, created_at, user_id, origin_id, view.deleted.then(now_ms)])
+                    s.execute(params![uid, key, text(view, "description"), hash, members.len() as i64, created_at, user_id, origin_id, view.deleted.then(|| int(view, "trashed_at").unwrap_or_else(now_ms))])
                 })
                 .db(&db)?;
                 let id = conn.last_insert_rowid();
@@ -351,12 +358,17 @@ impl Instance {
         view: &RecordView,
         origin_id: i64,
     ) -> Result<()> {
+        // When it took effect: the revoker's own time, replicated, so every
+        // replica judges earlier changes alike.
+        let revoked_at = int(view, "revoked_at")
+            .or_else(|| view.created.map(|c| c.ms as i64))
+            .unwrap_or_else(now_ms);
         if let Some(block) = text(view, "block") {
             conn.prepare_cached(
                 "INSERT INTO revocation (block_id, reason, revoked_at, origin_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (block_id) DO NOTHING",
+                 ON CONFLICT (block_id) DO UPDATE SET revoked_at = min(revoked_at, excluded.revoked_at)",
             )
-            .and_then(|mut s| s.execute(params![block, text(view, "reason"), now_ms(), origin_id]))
+            .and_then(|mut s| s.execute(params![block, text(view, "reason"), revoked_at, origin_id]))
             .db(&self.db_path())?;
         }
         Ok(())

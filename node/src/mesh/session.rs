@@ -9,21 +9,24 @@ use labmesh_sync::{Engine, Outgoing, Output, ScopeId};
 use crate::db::write_txn;
 use crate::error::{DbContext, Result};
 use crate::instance::Instance;
-use crate::mesh::access::NodeAccess;
+use crate::mesh::access::{Presented, SessionAccess, arriving_grants};
 use crate::mesh::store::SqlStore;
 use crate::time::now_ms;
 
 pub struct SyncSession {
     engine: Engine,
     /// Tokens peers presented, kept across access reloads.
-    presented: Vec<(PublicKey, Vec<Token>)>,
+    presented: Presented,
+    /// The revocations already revalidated against (`None`: not yet).
+    revocations_seen: Option<String>,
 }
 
 impl SyncSession {
     pub fn new(instance: &Instance) -> Result<SyncSession> {
         Ok(SyncSession {
             engine: instance.sync_engine(&instance.conn)?,
-            presented: Vec::new(),
+            presented: Presented::default(),
+            revocations_seen: None,
         })
     }
 
@@ -33,26 +36,69 @@ impl SyncSession {
     }
 
     /// Remembers the tokens a peer presented on its connection.
-    pub fn present(&mut self, peer: PublicKey, tokens: Vec<Token>) {
-        self.presented.retain(|(p, _)| *p != peer);
-        self.presented.push((peer, tokens));
+    pub fn present(&mut self, peer: PublicKey, tokens: &[Token]) {
+        self.presented.present(peer, tokens);
     }
 
     fn run(
         &mut self,
         instance: &Instance,
-        call: impl FnOnce(&mut Engine, &SqlStore<'_>, &NodeAccess) -> Output,
+        input: Option<&[u8]>,
+        call: impl FnOnce(&mut Engine, &SqlStore<'_>, &SessionAccess<'_>) -> Output,
     ) -> Result<Vec<Outgoing>> {
         let db = instance.db_path();
         let tx = write_txn(&instance.conn).db(&db)?;
-        let mut access = instance.sync_access(&tx)?;
-        for (peer, tokens) in &self.presented {
-            access.present(*peer, tokens.clone());
-        }
+        let base = instance.sync_access(&tx)?;
+        let arriving = input.map(|b| arriving_grants(&base, b)).unwrap_or_default();
+        let access = SessionAccess {
+            base: &base,
+            presented: &self.presented,
+            arriving: &arriving,
+        };
         let store = SqlStore { conn: &tx };
         let output = call(&mut self.engine, &store, &access);
         let mut messages = instance.apply_sync_output(&tx, output)?;
         tx.commit().db(&db)?;
+        messages.extend(instance.take_outbox());
+        messages.extend(self.revalidate_if_revoked(instance)?);
+        Ok(messages)
+    }
+
+    /// When revocations were added since the last look (by a peer's record,
+    /// a notice, or `labmesh revoke` in another process): documents holding
+    /// changes the revoked holders made after their revocation are rebuilt
+    /// without them, as on replicas that learnt of the revocation first.
+    /// Each shared scope in its own transaction.
+    pub fn revalidate_if_revoked(&mut self, instance: &Instance) -> Result<Vec<Outgoing>> {
+        let print = super::revalidate::revocations_fingerprint(instance)?;
+        if self.revocations_seen.as_ref() == Some(&print) {
+            return Ok(Vec::new());
+        }
+        self.revocations_seen = Some(print);
+        let holders = super::revalidate::revoked_holders(instance)?;
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut messages = Vec::new();
+        for share in instance.shares()? {
+            let scope = crate::mesh::parse_scope(&share.scope)?;
+            let db = instance.db_path();
+            let tx = write_txn(&instance.conn).db(&db)?;
+            let base = instance.sync_access(&tx)?;
+            let access = SessionAccess {
+                base: &base,
+                presented: &self.presented,
+                arriving: &[],
+            };
+            let store = SqlStore { conn: &tx };
+            for holder in &holders {
+                let output = self
+                    .engine
+                    .revalidate(now_ms() as u64, &scope, Some(holder), &store, &access);
+                messages.extend(instance.apply_sync_output(&tx, output)?);
+            }
+            tx.commit().db(&db)?;
+        }
         messages.extend(instance.take_outbox());
         Ok(messages)
     }
@@ -64,13 +110,14 @@ impl SyncSession {
         peer: PublicKey,
         scopes: &[ScopeId],
     ) -> Result<Vec<Outgoing>> {
-        self.run(instance, |e, s, a| {
+        self.run(instance, None, |e, s, a| {
             e.connect(now_ms() as u64, peer, scopes, s, a)
         })
     }
 
     pub fn disconnect(&mut self, peer: &PublicKey) {
         self.engine.disconnect(peer);
+        self.presented.forget(peer);
     }
 
     /// Bytes from an authenticated peer.
@@ -80,14 +127,14 @@ impl SyncSession {
         peer: PublicKey,
         bytes: &[u8],
     ) -> Result<Vec<Outgoing>> {
-        self.run(instance, |e, s, a| {
+        self.run(instance, Some(bytes), |e, s, a| {
             e.handle(now_ms() as u64, peer, bytes, s, a)
         })
     }
 
     /// The periodic timer (every few seconds).
     pub fn tick(&mut self, instance: &Instance) -> Result<Vec<Outgoing>> {
-        self.run(instance, |e, s, a| e.tick(now_ms() as u64, s, a))
+        self.run(instance, None, |e, s, a| e.tick(now_ms() as u64, s, a))
     }
 
     /// Starts a snapshot bootstrap of `scope` from `peer`.
@@ -97,7 +144,7 @@ impl SyncSession {
         peer: PublicKey,
         scope: &ScopeId,
     ) -> Result<Vec<Outgoing>> {
-        self.run(instance, |e, _, _| {
+        self.run(instance, None, |e, _, _| {
             e.bootstrap(now_ms() as u64, peer, scope.clone())
         })
     }

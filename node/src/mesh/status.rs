@@ -13,6 +13,23 @@ pub struct ScopeStatus {
     pub share: ShareInfo,
     /// Per origin (PeerId): the last feed entry of it this node has.
     pub marks: Vec<(String, u64)>,
+    /// How this scope stands with each peer it was compared with.
+    pub peers: Vec<PeerSync>,
+}
+
+/// Where a scope stands with one peer, as the daemon last saw it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerSync {
+    pub peer_id: String,
+    pub name: Option<String>,
+    #[serde(serialize_with = "crate::time::serde_ms::serialize")]
+    pub last_exchange_at: i64,
+    /// Since when both sides' summaries agree (`None`: they differ).
+    #[serde(serialize_with = "crate::time::serde_ms::option::serialize")]
+    pub in_sync_since: Option<i64>,
+    /// Since when they differ (`None`: in sync).
+    #[serde(serialize_with = "crate::time::serde_ms::option::serialize")]
+    pub differs_since: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +45,8 @@ pub struct SyncEvent {
 #[derive(Clone, Debug, Serialize)]
 pub struct MeshStatus {
     pub peer_id: String,
+    /// The pid of the daemon serving this instance, if one runs.
+    pub daemon: Option<u32>,
     pub shares: Vec<ScopeStatus>,
     pub conflicts: usize,
     /// Newest first.
@@ -52,6 +71,24 @@ pub struct Whereis {
 }
 
 impl Instance {
+    /// Notes a sync event for `labmesh status` (the engine's own events
+    /// are logged where its output is applied).
+    pub(crate) fn record_sync_event(
+        &self,
+        kind: &str,
+        peer: Option<&str>,
+        scope: Option<&str>,
+        detail: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO sync_event (at, kind, peer, scope, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![crate::time::now_ms(), kind, peer, scope, detail],
+            )
+            .db(&self.db_path())?;
+        Ok(())
+    }
+
     pub fn mesh_status(&self) -> Result<MeshStatus> {
         let db = self.db_path();
         let mut shares = Vec::new();
@@ -73,7 +110,31 @@ impl Instance {
                         .map(|k| (k.to_string(), q as u64))
                 })
                 .collect();
-            shares.push(ScopeStatus { share, marks });
+            let peers = self
+                .conn
+                .prepare(
+                    "SELECT p.peer_id, n.name, p.last_exchange_at, p.in_sync_since, p.differs_since
+                     FROM peer_sync p LEFT JOIN node n ON n.peer_id = p.peer_id
+                     WHERE p.scope = ?1 ORDER BY p.last_exchange_at DESC",
+                )
+                .and_then(|mut s| {
+                    s.query_map([&share.scope], |r| {
+                        Ok(PeerSync {
+                            peer_id: r.get(0)?,
+                            name: r.get(1)?,
+                            last_exchange_at: r.get(2)?,
+                            in_sync_since: r.get(3)?,
+                            differs_since: r.get(4)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .db(&db)?;
+            shares.push(ScopeStatus {
+                share,
+                marks,
+                peers,
+            });
         }
         let events = self
             .conn
@@ -95,6 +156,7 @@ impl Instance {
             .db(&db)?;
         Ok(MeshStatus {
             peer_id: self.peer_id.clone(),
+            daemon: crate::daemon::running(self.root()),
             shares,
             conflicts: self.conflicts()?.len(),
             events,

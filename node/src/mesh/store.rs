@@ -163,6 +163,15 @@ impl Store for SqlStore<'_> {
             .collect()
     }
 
+    fn refused(&self, scope: &ScopeId, change: &[u8; 32]) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sync_refused WHERE scope = ?1 AND change = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![scope.as_str(), change.as_slice()], |r| r.get(0)))
+            .map_err(err)
+    }
+
     fn local_head(&self) -> Result<(u64, Hlc), StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn

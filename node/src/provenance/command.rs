@@ -9,8 +9,13 @@
 //!    refused unless `--key` names it; a binary is a command.
 //! 3. An interpreter or runner (`python`, `Rscript`, `bash`, `nextflow`,
 //!    `uv`, …) runs the first of its arguments that is an existing file:
-//!    `python -u analyse.py --alpha 1` runs `analyse.py`. `-c`/`-e` code
-//!    and `-m module` are commands (`python -m pkg.mod` is keyed so).
+//!    `python -u analyse.py --alpha 1` runs `analyse.py`. Inline code
+//!    (`sh -c '…'`, `python -c '…'`, `Rscript -e '…'`) is the source of a
+//!    script keyed `sh -c`, `python -c`, …: each new snippet is a new
+//!    version (name it with `--key` to give it a transform of its own).
+//!    `python -m pkg.mod` runs `pkg/mod.py` (or `pkg/mod/__main__.py`)
+//!    when that is a file in the instance, found from the working
+//!    directory or `PYTHONPATH`; else it is a command keyed so.
 //! 4. Anything else is a command keyed by its program's name.
 //!
 //! The kind follows the script's name: `.ipynb`, `.Rmd`, `.qmd` are
@@ -96,6 +101,14 @@ const SOURCE_SUFFIXES: &[&str] = &[
     ".lua", ".nf", ".smk", ".wdl", ".cwl", ".ipynb", ".Rmd", ".rmd", ".qmd", ".m", ".do",
 ];
 
+/// Code given on the command line (`sh -c CODE`), and the suffix of a
+/// file that would hold it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlineCode {
+    pub code: String,
+    pub suffix: &'static str,
+}
+
 /// A command line, understood.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Classified {
@@ -103,6 +116,8 @@ pub struct Classified {
     pub kind: TransformKind,
     /// The source file to hash and store (scripts, pipelines, notebooks).
     pub script: Option<PathBuf>,
+    /// Inline code, hashed and stored as the source instead of a file.
+    pub inline: Option<InlineCode>,
     /// Index in argv of the script argument (parameters follow it).
     pub script_index: Option<usize>,
     /// Index in argv of the program actually run (after `env …`).
@@ -207,6 +222,57 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
+/// Where `path` really is: a symbolic link inside the instance to a file
+/// outside it is refused for its target, so the message names the target.
+fn describe_path(path: &Path) -> String {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return path.display().to_string();
+    };
+    if path.ancestors().any(Path::is_symlink) {
+        format!(
+            "{} (reached through the symbolic link {})",
+            target.display(),
+            path.display()
+        )
+    } else {
+        target.display().to_string()
+    }
+}
+
+/// The suffix of a file holding inline code for this interpreter.
+fn inline_suffix(interpreter: &str) -> &'static str {
+    match interpreter {
+        "python" | "python2" | "python3" | "pypy" | "pypy3" | "ipython" => ".py",
+        "Rscript" | "R" => ".R",
+        "julia" => ".jl",
+        "node" | "deno" | "bun" => ".js",
+        "perl" => ".pl",
+        "ruby" => ".rb",
+        "php" => ".php",
+        "lua" => ".lua",
+        _ => ".sh",
+    }
+}
+
+/// The file `python -m module` runs, looked up as Python would: in the
+/// working directory, then in `PYTHONPATH`.
+fn python_module(module: &str, cwd: &Path) -> Option<PathBuf> {
+    if module.is_empty() || !module.split('.').all(|p| !p.is_empty() && !p.contains('/')) {
+        return None;
+    }
+    let rel: PathBuf = module.split('.').collect();
+    let mut dirs = vec![cwd.to_path_buf()];
+    if let Some(pp) = std::env::var_os("PYTHONPATH") {
+        dirs.extend(std::env::split_paths(&pp).map(|d| cwd.join(d)));
+    }
+    dirs.into_iter().find_map(|dir| {
+        let base = dir.join(&rel);
+        [base.with_extension("py"), base.join("__main__.py")]
+            .into_iter()
+            .find(|p| p.is_file())
+    })
+}
+
 /// Understands a command line run in `cwd` for the instance at `root`.
 /// `key` and `kind` override what the rules decide.
 pub fn classify(
@@ -250,6 +316,7 @@ pub fn classify(
         program_index: i,
         executable,
         probe_version: VERSIONED.contains(&name.as_str()),
+        inline: None,
     };
 
     let mut script: Option<(usize, PathBuf)> = None;
@@ -266,12 +333,28 @@ pub fn classify(
         while j < args.len() {
             let a = &args[j];
             if matches!(a.as_str(), "-c" | "-e" | "--eval" | "--command" | "-E") {
-                break; // inline code: a command
+                if let Some(code) = args.get(j + 1) {
+                    out.key = format!("{name} {a}");
+                    out.kind = TransformKind::Script;
+                    out.script_index = Some(j + 1);
+                    out.inline = Some(InlineCode {
+                        code: code.clone(),
+                        suffix: inline_suffix(&name),
+                    });
+                }
+                break;
             }
             if a == "-m" {
                 if let Some(module) = args.get(j + 1) {
-                    out.key = format!("{name} -m {module}");
-                    out.script_index = Some(j + 1);
+                    match python_module(module, cwd)
+                        .filter(|p| matches!(key_inside(p, root), Ok(Some(_))))
+                    {
+                        Some(path) => script = Some((j + 1, path)),
+                        None => {
+                            out.key = format!("{name} -m {module}");
+                            out.script_index = Some(j + 1);
+                        }
+                    }
                 }
                 break;
             }
@@ -297,7 +380,7 @@ pub fn classify(
                      the instance, so labmesh cannot name or version it\n  \
                      hint: move or copy the script into the instance, or name it with \
                      `labmesh run --key NAME -- …`",
-                    path.display(),
+                    describe_path(&path),
                     root.display()
                 )));
             }
@@ -315,92 +398,17 @@ pub fn classify(
     Ok(out)
 }
 
-/// A command-line value as JSON: numbers and booleans typed, else a string.
-fn typed(value: &str) -> Value {
-    if let Ok(n) = value.parse::<i64>() {
-        return json!(n);
-    }
-    if let Ok(x) = value.parse::<f64>()
-        && x.is_finite()
-    {
-        return json!(x);
-    }
-    match value {
-        "true" | "True" | "TRUE" => json!(true),
-        "false" | "False" | "FALSE" => json!(false),
-        _ => json!(value),
-    }
-}
-
-fn is_value(arg: &str) -> bool {
-    !arg.starts_with('-') || arg.parse::<f64>().is_ok()
-}
-
-/// The run's parameters: the whole command line, and the options after
-/// the script (or program) by name: `--alpha 0.1` → `"alpha": 0.1`,
-/// `--flag` → `true`; other arguments in order under `"args"`.
-pub fn params(argv: &[OsString], after: usize) -> Value {
-    let args: Vec<String> = argv
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut options = Map::new();
-    let mut positional = Vec::new();
-    let rest = args.get(after + 1..).unwrap_or(&[]);
-    let mut k = 0;
-    while k < rest.len() {
-        let a = &rest[k];
-        let name = a
-            .strip_prefix("--")
-            .or_else(|| a.strip_prefix('-').filter(|_| !is_value(a)));
-        match name {
-            Some("") => {
-                positional.extend(rest[k + 1..].iter().map(|v| json!(v)));
-                break;
-            }
-            Some(n) => match n.split_once('=') {
-                Some((n, v)) => {
-                    options.insert(n.to_string(), typed(v));
-                }
-                None => match rest.get(k + 1).filter(|v| is_value(v)) {
-                    Some(v) => {
-                        options.insert(n.to_string(), typed(v));
-                        k += 1;
-                    }
-                    None => {
-                        options.insert(n.to_string(), json!(true));
-                    }
-                },
-            },
-            None => positional.push(json!(a)),
-        }
-        k += 1;
-    }
-    let mut out = Map::new();
-    out.insert("argv".into(), json!(args));
-    if !options.is_empty() {
-        out.insert("options".into(), Value::Object(options));
-    }
-    if !positional.is_empty() {
-        out.insert("args".into(), Value::Array(positional));
-    }
-    Value::Object(out)
-}
-
 /// What the run ran on: OS, host, user, labmesh version, directory.
 pub fn environment(user: &str) -> Map<String, Value> {
     let mut env = Map::new();
     env.insert("os".into(), json!(std::env::consts::OS));
     env.insert("arch".into(), json!(std::env::consts::ARCH));
-    #[cfg(unix)]
-    {
-        let (release, host) = uname();
-        if let Some(r) = release {
-            env.insert("os_release".into(), json!(r));
-        }
-        if let Some(h) = host {
-            env.insert("hostname".into(), json!(h));
-        }
+    let (release, host) = crate::provenance::owner::uname();
+    if let Some(r) = release {
+        env.insert("os_release".into(), json!(r));
+    }
+    if let Some(h) = host {
+        env.insert("hostname".into(), json!(h));
     }
     let login = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
@@ -415,25 +423,6 @@ pub fn environment(user: &str) -> Map<String, Value> {
     }
     env.insert("pid".into(), json!(std::process::id()));
     env
-}
-
-/// The kernel release and host name.
-#[cfg(unix)]
-fn uname() -> (Option<String>, Option<String>) {
-    // SAFETY: uname fills a zeroed struct of fixed-size, NUL-terminated arrays.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return (None, None);
-    }
-    let text = |field: &[libc::c_char]| {
-        let bytes: Vec<u8> = field
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
-    };
-    (text(&u.release), text(&u.nodename))
 }
 
 #[cfg(test)]
@@ -500,17 +489,63 @@ mod tests {
     }
 
     #[test]
-    fn parameters_are_typed_by_name() {
-        let p = params(
-            &os(&[
-                "python", "a.py", "--alpha", "0.1", "--n=3", "-v", "in.csv", "--neg", "-2",
-            ]),
-            1,
+    fn inline_code_is_the_source_and_modules_resolve_to_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let c = classify(&os(&["sh", "-c", "echo hi", "x"]), root, root, None, None).unwrap();
+        assert_eq!((c.key.as_str(), c.kind), ("sh -c", TransformKind::Script));
+        let inline = c.inline.unwrap();
+        assert_eq!((inline.code.as_str(), inline.suffix), ("echo hi", ".sh"));
+        assert_eq!(c.script_index, Some(2));
+        let c = classify(&os(&["python3", "-c", "print(1)"]), root, root, None, None).unwrap();
+        assert_eq!(c.inline.unwrap().suffix, ".py");
+
+        std::fs::create_dir_all(root.join("pkg/tool")).unwrap();
+        std::fs::write(root.join("pkg/mod.py"), "print(1)").unwrap();
+        std::fs::write(root.join("pkg/tool/__main__.py"), "print(2)").unwrap();
+        let c = classify(
+            &os(&["python", "-m", "pkg.mod", "--n", "1"]),
+            root,
+            root,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.key.as_str(), c.kind),
+            ("pkg/mod.py", TransformKind::Script)
         );
-        assert_eq!(p["options"]["alpha"], json!(0.1));
-        assert_eq!(p["options"]["n"], json!(3));
-        assert_eq!(p["options"]["v"], json!("in.csv"));
-        assert_eq!(p["options"]["neg"], json!(-2));
-        assert_eq!(p["argv"][0], "python");
+        assert_eq!(c.script_index, Some(2));
+        assert!(c.script.is_some());
+        let c = classify(&os(&["python", "-m", "pkg.tool"]), root, root, None, None).unwrap();
+        assert_eq!(c.key, "pkg/tool/__main__.py");
+        // A module that is not in the instance (installed) stays a command.
+        let c = classify(&os(&["python", "-m", "json.tool"]), root, root, None, None).unwrap();
+        assert_eq!(
+            (c.key.as_str(), c.kind),
+            ("python -m json.tool", TransformKind::Command)
+        );
+        assert!(c.script.is_none() && c.inline.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_to_a_script_outside_is_refused_for_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lab");
+        std::fs::create_dir(&root).unwrap();
+        let target = dir.path().join("shared.py");
+        std::fs::write(&target, "print(1)").unwrap();
+        std::os::unix::fs::symlink(&target, root.join("link.py")).unwrap();
+        let err = classify(&os(&["python", "link.py"]), &root, &root, None, None).unwrap_err();
+        let msg = err.to_string();
+        let target = std::fs::canonicalize(&target).unwrap();
+        assert!(
+            msg.starts_with(&format!(
+                "{} (reached through the symbolic link",
+                target.display()
+            )),
+            "{msg}"
+        );
     }
 }

@@ -12,10 +12,8 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use serde_json::{Map, json};
 
@@ -23,8 +21,14 @@ use crate::artifact::SaveOptions;
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::paths::INSTANCE_ENV;
+use crate::provenance::link::{note_shown, note_text};
+use crate::provenance::orphan::RECORDED_BY;
+use crate::provenance::params;
+use crate::provenance::probe::{self, Probe};
+use crate::provenance::signals;
 use crate::provenance::{Outcome, TrackOptions};
 use crate::provenance::{RUN_ENV, Run, RunStatus, TransformKind, command};
+use crate::time::now_ms;
 
 /// A command to run as a tracked run.
 #[derive(Clone, Debug, Default)]
@@ -56,7 +60,9 @@ pub struct Executed {
     /// The exit code to pass on: the command's; 128 + signal when killed;
     /// 127 when the command was not found, 126 when it could not start.
     pub exit_code: i32,
-    /// Things the user should know (refused links, outputs not found).
+    /// Things the user should know (refused links, outputs not found),
+    /// each once; notes a save inside the command already printed are
+    /// not repeated.
     pub notices: Vec<String>,
 }
 
@@ -80,15 +86,27 @@ impl Instance {
         if let Some(exe) = &c.executable {
             environment.insert("executable".into(), json!(exe.to_string_lossy()));
         }
+        environment.insert(RECORDED_BY.into(), json!("labmesh run"));
         let program = cmd.argv[c.program_index].clone();
+        // Inline code (`sh -c '…'`) is the transform's source: a file for
+        // as long as it takes to store it.
+        let inline_source = match &c.inline {
+            Some(inline) => Some(inline_file(&inline.code, inline.suffix)?),
+            None => None,
+        };
+        let source = match &inline_source {
+            Some(file) => Some(file.path().to_path_buf()),
+            None => c.script.clone(),
+        };
         let track = TrackOptions {
             key: Some(c.key.clone()),
             kind: Some(c.kind),
-            source: c.script.clone(),
+            source,
             description: cmd.description.clone(),
-            params: Some(command::params(
+            params: Some(params::params(
                 &cmd.argv,
                 c.script_index.unwrap_or(c.program_index),
+                &cwd,
             )),
             inputs: cmd.inputs.clone(),
             environment,
@@ -104,6 +122,7 @@ impl Instance {
                 .map_err(|e| Error::io("opening", capture.path(), e))?,
         ));
         let ctx = self.track(&track)?;
+        drop(inline_source);
         let _signals = cmd.handle_signals.then(signals::Guard::install);
 
         let mut child = Command::new(&cmd.argv[0]);
@@ -141,7 +160,14 @@ impl Instance {
             }
         };
         signals::set_child(child.id());
-        let probe = c.probe_version.then(|| probe_version(program.clone()));
+        let cache_dir = self.paths.cache();
+        let known = match (&c.executable, c.probe_version) {
+            (Some(exe), true) => probe::remembered(&cache_dir, exe),
+            _ => None,
+        };
+        let probe = (c.probe_version && known.is_none())
+            .then(|| Probe::start(&program))
+            .flatten();
         let tees = [
             child
                 .stdout
@@ -153,6 +179,9 @@ impl Instance {
                 .map(|s| tee(s, false, sink.clone(), cmd.echo)),
         ];
         let status = child.wait();
+        // The run's time is the command's: saving its outputs and report
+        // (and the version probe) come after.
+        let ended_at = now_ms();
         signals::set_child(0);
         let mut notes = Vec::new();
         for t in tees.into_iter().flatten() {
@@ -162,6 +191,7 @@ impl Instance {
         }
         let status = status.map_err(|e| Error::io("waiting for", PathBuf::from(&program), e))?;
         let mut outcome = Outcome::completed();
+        outcome.finished_at = Some(ended_at);
         let exit_code = match (status.code(), signal_of(&status)) {
             (Some(code), _) => {
                 outcome.exit_code = Some(code);
@@ -198,7 +228,12 @@ impl Instance {
                 Err(e) => notes.push(format!("output {} was not saved: {e}", path.display())),
             }
         }
-        if let Some(version) = probe.and_then(|rx| rx.recv_timeout(Duration::from_secs(2)).ok()) {
+        let waited = std::time::Duration::from_millis((now_ms() - ended_at).max(0) as u64);
+        let asked = probe.and_then(|p| p.finish(probe::GRACE.saturating_sub(waited)));
+        if let (Some(version), Some(exe)) = (&asked, &c.executable) {
+            probe::remember(&cache_dir, exe, version);
+        }
+        if let Some(version) = known.or(asked) {
             outcome
                 .environment
                 .insert("interpreter".into(), json!(version));
@@ -209,8 +244,9 @@ impl Instance {
         }
         outcome.notes = notes;
         let run = ctx.end(outcome)?;
-        notices.extend(run.notes.iter().cloned());
-        notices.dedup();
+        notices.extend(self.unshown_notes(&run)?);
+        let mut seen = std::collections::HashSet::new();
+        notices.retain(|n| seen.insert(n.clone()));
         Ok(Executed {
             run,
             exit_code,
@@ -271,123 +307,34 @@ fn tee(
     })
 }
 
-/// Starts `<program> --version` beside the run; its first line arrives on
-/// the channel (or never, if it is slow: the run does not wait for it).
-fn probe_version(program: OsString) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let out = Command::new(&program)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .env_remove(RUN_ENV)
-            .output();
-        if let Ok(out) = out {
-            let text = [out.stdout, out.stderr].concat();
-            let text = String::from_utf8_lossy(&text);
-            if let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) {
-                let line: String = line.chars().take(200).collect();
-                let _ = tx.send(line);
-            }
-        }
-    });
-    rx
+/// A temporary file holding inline code, with the suffix of its language.
+fn inline_file(code: &str, suffix: &str) -> Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::Builder::new()
+        .prefix("labmesh-inline-")
+        .suffix(suffix)
+        .tempfile()
+        .map_err(|e| Error::io("creating", std::env::temp_dir(), e))?;
+    file.write_all(code.as_bytes())
+        .map_err(|e| Error::io("writing", file.path(), e))?;
+    Ok(file)
 }
 
-/// Signal handling for the process that waits on a run's command.
-mod signals {
-    #[cfg(unix)]
-    mod imp {
-        use std::sync::atomic::{AtomicI32, Ordering};
-
-        static CHILD: AtomicI32 = AtomicI32::new(0);
-        static PENDING: AtomicI32 = AtomicI32::new(0);
-        const HANDLED: [libc::c_int; 4] =
-            [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP];
-
-        extern "C" fn on_signal(sig: libc::c_int) {
-            // Async-signal-safe: atomics and kill(2) only.
-            if sig == libc::SIGTERM || sig == libc::SIGHUP {
-                let pid = CHILD.load(Ordering::SeqCst);
-                if pid > 0 {
-                    unsafe { libc::kill(pid, sig) };
-                } else {
-                    PENDING.store(sig, Ordering::SeqCst);
-                }
-            }
-        }
-
-        /// Installed handlers; the previous ones come back on drop. A
-        /// caught (not ignored) signal resets to its default in the child
-        /// at exec, so the command sees normal signal behaviour.
-        pub struct Guard {
-            previous: Vec<(libc::c_int, libc::sigaction)>,
-        }
-
-        impl Guard {
-            pub fn install() -> Guard {
-                let mut previous = Vec::new();
-                for sig in HANDLED {
-                    // SAFETY: a zeroed sigaction with a plain handler and an
-                    // empty mask is valid; `old` receives the previous one.
-                    unsafe {
-                        let mut action: libc::sigaction = std::mem::zeroed();
-                        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                        action.sa_flags = libc::SA_RESTART;
-                        libc::sigemptyset(&mut action.sa_mask);
-                        let mut old: libc::sigaction = std::mem::zeroed();
-                        if libc::sigaction(sig, &action, &mut old) == 0 {
-                            previous.push((sig, old));
-                        }
-                    }
-                }
-                Guard { previous }
-            }
-        }
-
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                for (sig, old) in &self.previous {
-                    // SAFETY: restores the action saved by `install`.
-                    unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
-                }
-            }
-        }
-
-        /// Names the child that SIGTERM/SIGHUP are forwarded to (0: none).
-        pub fn set_child(pid: u32) {
-            CHILD.store(pid as i32, Ordering::SeqCst);
-            let pending = PENDING.swap(0, Ordering::SeqCst);
-            if pid > 0 && pending != 0 {
-                // SAFETY: kill(2) on our own child.
-                unsafe { libc::kill(pid as i32, pending) };
-            }
-        }
-    }
-
-    #[cfg(not(unix))]
-    mod imp {
-        pub struct Guard;
-        impl Guard {
-            pub fn install() -> Guard {
-                Guard
-            }
-        }
-        pub fn set_child(_: u32) {}
-    }
-
-    pub use imp::{Guard, set_child};
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_probe_reads_the_first_line() {
-        let rx = super::probe_version("sh".into());
-        // `sh --version` may be unsupported (dash): only check it never blocks.
-        let _ = rx.recv_timeout(std::time::Duration::from_secs(5));
-        let rx = super::probe_version("bash".into());
-        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
-            assert!(line.to_lowercase().contains("bash"), "{line}");
-        }
+impl Instance {
+    /// The run's notes that no save has shown the user yet.
+    fn unshown_notes(&self, run: &Run) -> Result<Vec<String>> {
+        use crate::error::DbContext;
+        let stored: Option<String> = self
+            .conn
+            .prepare_cached("SELECT notes FROM run WHERE id = ?1")
+            .and_then(|mut s| s.query_row([run.id], |r| r.get(0)))
+            .db(&self.db_path())?;
+        let notes: Vec<serde_json::Value> = stored
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Ok(notes
+            .iter()
+            .filter(|n| !note_shown(n))
+            .map(|n| note_text(n).to_string())
+            .collect())
     }
 }

@@ -154,6 +154,10 @@ impl Lineage {
     }
 }
 
+// `CROSS JOIN` fixes the join order (the few runs reached, then their
+// links by primary key): without statistics (labmesh runs no `ANALYZE`)
+// the planner may otherwise scan a whole link table and probe `reached`.
+
 /// Every input (0) and output (1) edge of the runs upstream of ?1, within ?2 runs.
 const UPSTREAM: &str = "WITH RECURSIVE walk(run_id, depth) AS (
         SELECT run_id, 1 FROM run_output WHERE artifact_id = ?1 AND ?2 >= 1
@@ -164,9 +168,9 @@ const UPSTREAM: &str = "WITH RECURSIVE walk(run_id, depth) AS (
         WHERE w.depth < ?2
     ),
     reached(run_id, depth) AS MATERIALIZED (SELECT run_id, min(depth) FROM walk GROUP BY run_id)
-    SELECT 0, r.run_id, r.depth, i.artifact_id FROM reached r JOIN run_input i ON i.run_id = r.run_id
+    SELECT 0, r.run_id, r.depth, i.artifact_id FROM reached r CROSS JOIN run_input i ON i.run_id = r.run_id
     UNION ALL
-    SELECT 1, r.run_id, r.depth, o.artifact_id FROM reached r JOIN run_output o ON o.run_id = r.run_id";
+    SELECT 1, r.run_id, r.depth, o.artifact_id FROM reached r CROSS JOIN run_output o ON o.run_id = r.run_id";
 
 /// The same, downstream of ?1.
 const DOWNSTREAM: &str = "WITH RECURSIVE walk(run_id, depth) AS (
@@ -178,14 +182,16 @@ const DOWNSTREAM: &str = "WITH RECURSIVE walk(run_id, depth) AS (
         WHERE w.depth < ?2
     ),
     reached(run_id, depth) AS MATERIALIZED (SELECT run_id, min(depth) FROM walk GROUP BY run_id)
-    SELECT 0, r.run_id, r.depth, i.artifact_id FROM reached r JOIN run_input i ON i.run_id = r.run_id
+    SELECT 0, r.run_id, r.depth, i.artifact_id FROM reached r CROSS JOIN run_input i ON i.run_id = r.run_id
     UNION ALL
-    SELECT 1, r.run_id, r.depth, o.artifact_id FROM reached r JOIN run_output o ON o.run_id = r.run_id";
+    SELECT 1, r.run_id, r.depth, o.artifact_id FROM reached r CROSS JOIN run_output o ON o.run_id = r.run_id";
 
 impl Instance {
     /// The lineage of the artifact `query` names (uid, uid prefix or key).
     pub fn lineage(&self, query: &str, opts: &LineageOptions) -> Result<Lineage> {
         let root = self.get(query)?;
+        // A run shown as running must be running (see `orphan`).
+        self.end_orphaned_runs_if_possible();
         let db = self.db_path();
         let upstream = opts.direction == Direction::Upstream;
         let rows: Vec<(bool, i64, u32, i64)> = self

@@ -4,6 +4,22 @@
 //! Reads link in one small transaction of their own; saves link inside
 //! the save's transaction. Without a current run, a hook costs a check of
 //! a process-local list and one environment variable: no SQL at all.
+//!
+//! A link closes a cycle when there is already a path the other way: a
+//! run may not read what derives from it (a path run → … → artifact), nor
+//! produce what it derives from (artifact → … → run). Each check walks the
+//! lineage from both ends, one after the other, each walk stopping after
+//! [`WALK_BUDGET`] runs: if either walk finishes inside the budget, the
+//! answer is exact. Only when both ends have more lineage than that (an
+//! artifact read by a hundred runs, re-produced by a run with a hundred
+//! runs of history) is the link refused unproven, with a note saying so —
+//! a bound on the time a save holds the write lock, whatever the history:
+//! each walk reads at most `WALK_BUDGET` runs, and each of its steps at
+//! most `WALK_BUDGET + 1` readers, outputs, inputs or producers of one
+//! node (the `provenance` bench measures it at a 200,000-run chain). Exact answers at any size would need a reachability index
+//! that every re-produced output of a popular artifact rewrites, which
+//! costs as much as the walk it saves. Brand-new artifacts need no check:
+//! nothing has read them yet.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -15,79 +31,166 @@ use crate::instance::Instance;
 use crate::provenance::Run;
 use crate::time::now_ms;
 
-/// Is the artifact downstream of the run (an output of it, or of a run
-/// that read one of its outputs, …)? Then it cannot become the run's input.
-const DERIVES_FROM_RUN: &str = "WITH RECURSIVE down(run_id) AS (
+/// Runs walked from each end of a would-be link before giving up.
+pub const WALK_BUDGET: i64 = 100;
+
+// The walks below are recursive CTEs over the link tables' indexes. A
+// CTE's LIMIT stops it after that many rows, but one step can still add
+// every reader of an artifact (or every output of a run) at once, so each
+// step reads at most ?3 + 1 of them: the `<= (… OFFSET ?3)` bounds make a
+// range scan of the index. A capped step yields more than ?3 rows, so the
+// walk reaches its LIMIT and counts as unfinished: a cap never hides a path.
+
+/// Runs downstream of run ?1 (itself included), at most ?3; whether one of
+/// them wrote artifact ?2.
+const FORWARD_FROM_RUN: &str = "WITH RECURSIVE down(run_id) AS (
         SELECT ?1
         UNION
         SELECT i.run_id FROM down d
-        JOIN run_output o ON o.run_id = d.run_id
-        JOIN run_input i ON i.artifact_id = o.artifact_id
+        JOIN run_output o ON o.run_id = d.run_id AND o.artifact_id <= coalesce(
+            (SELECT artifact_id FROM run_output WHERE run_id = d.run_id
+             ORDER BY artifact_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        JOIN run_input i ON i.artifact_id = o.artifact_id AND i.run_id <= coalesce(
+            (SELECT run_id FROM run_input WHERE artifact_id = o.artifact_id
+             ORDER BY run_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        LIMIT ?3
     )
-    SELECT EXISTS (SELECT 1 FROM down d JOIN run_output o ON o.run_id = d.run_id
-                   WHERE o.artifact_id = ?2)";
+    SELECT count(*), coalesce(max(EXISTS (SELECT 1 FROM run_output o
+                                           WHERE o.run_id = down.run_id AND o.artifact_id = ?2)), 0)
+    FROM down";
 
-/// Is the artifact upstream of the run (an input of it, or of a run that
-/// produced one of its inputs, …)? Then it cannot become the run's output.
-/// Asked from both ends, smaller side first: the artifact's descendants,
-/// walked up to a budget (usually few: a re-produced output is rarely read
-/// yet), else the run's ancestors (its inputs' lineage).
-const IS_DIRECT_INPUT: &str =
-    "SELECT EXISTS (SELECT 1 FROM run_input WHERE run_id = ?1 AND artifact_id = ?2)";
+/// Runs upstream of artifact ?2 (its producers, theirs, …), at most ?3;
+/// whether run ?1 is one of them.
+const BACKWARD_FROM_ARTIFACT: &str = "WITH RECURSIVE up(run_id) AS (
+        SELECT run_id FROM (SELECT run_id FROM run_output WHERE artifact_id = ?2
+                            ORDER BY run_id LIMIT ?3 + 1)
+        UNION
+        SELECT o.run_id FROM up u
+        JOIN run_input i ON i.run_id = u.run_id AND i.artifact_id <= coalesce(
+            (SELECT artifact_id FROM run_input WHERE run_id = u.run_id
+             ORDER BY artifact_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        JOIN run_output o ON o.artifact_id = i.artifact_id AND o.run_id <= coalesce(
+            (SELECT run_id FROM run_output WHERE artifact_id = i.artifact_id
+             ORDER BY run_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        LIMIT ?3
+    )
+    SELECT count(*), coalesce(max(run_id = ?1), 0) FROM up";
 
-/// (runs walked, whether the run is among them), downstream of ?2, at most ?3 runs.
-const DOWNSTREAM_OF_ARTIFACT: &str = "WITH RECURSIVE down(run_id) AS (
-        SELECT run_id FROM run_input WHERE artifact_id = ?2
+/// Runs downstream of artifact ?2 (its readers, …), at most ?3; whether
+/// run ?1 is one of them.
+const FORWARD_FROM_ARTIFACT: &str = "WITH RECURSIVE down(run_id) AS (
+        SELECT run_id FROM (SELECT run_id FROM run_input WHERE artifact_id = ?2
+                            ORDER BY run_id LIMIT ?3 + 1)
         UNION
         SELECT i.run_id FROM down d
-        JOIN run_output o ON o.run_id = d.run_id
-        JOIN run_input i ON i.artifact_id = o.artifact_id
+        JOIN run_output o ON o.run_id = d.run_id AND o.artifact_id <= coalesce(
+            (SELECT artifact_id FROM run_output WHERE run_id = d.run_id
+             ORDER BY artifact_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        JOIN run_input i ON i.artifact_id = o.artifact_id AND i.run_id <= coalesce(
+            (SELECT run_id FROM run_input WHERE artifact_id = o.artifact_id
+             ORDER BY run_id LIMIT 1 OFFSET ?3), 9223372036854775807)
         LIMIT ?3
     )
     SELECT count(*), coalesce(max(run_id = ?1), 0) FROM down";
 
-const RUN_DERIVES_FROM: &str = "WITH RECURSIVE up(run_id) AS (
+/// Runs upstream of run ?1 (itself included), at most ?3; whether one of
+/// them read artifact ?2.
+const BACKWARD_FROM_RUN: &str = "WITH RECURSIVE up(run_id) AS (
         SELECT ?1
         UNION
         SELECT o.run_id FROM up u
-        JOIN run_input i ON i.run_id = u.run_id
-        JOIN run_output o ON o.artifact_id = i.artifact_id
+        JOIN run_input i ON i.run_id = u.run_id AND i.artifact_id <= coalesce(
+            (SELECT artifact_id FROM run_input WHERE run_id = u.run_id
+             ORDER BY artifact_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        JOIN run_output o ON o.artifact_id = i.artifact_id AND o.run_id <= coalesce(
+            (SELECT run_id FROM run_output WHERE artifact_id = i.artifact_id
+             ORDER BY run_id LIMIT 1 OFFSET ?3), 9223372036854775807)
+        LIMIT ?3
     )
-    SELECT EXISTS (SELECT 1 FROM up u JOIN run_input i ON i.run_id = u.run_id
-                   WHERE i.artifact_id = ?2)";
+    SELECT count(*), coalesce(max(EXISTS (SELECT 1 FROM run_input i
+                                           WHERE i.run_id = up.run_id AND i.artifact_id = ?2)), 0)
+    FROM up";
 
-/// How many runs downstream of an artifact to walk before asking the other way.
-const DOWNSTREAM_BUDGET: i64 = 256;
+const IS_DIRECT_INPUT: &str =
+    "SELECT EXISTS (SELECT 1 FROM run_input WHERE run_id = ?1 AND artifact_id = ?2)";
 
-fn cycle_message(artifact: &Artifact, run_uid: &str, as_input: bool) -> String {
-    if as_input {
-        format!(
-            "{} ({}) derives from run {run_uid}, so it is not recorded as that run's input: \
-             a run cannot consume what it produced",
-            artifact.uid,
-            artifact.label()
-        )
+/// What the cycle check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cycle {
+    No,
+    Yes,
+    /// Both ends have more lineage than the budget: not proven either way.
+    Unproven,
+}
+
+/// The current run as a link target.
+enum Target {
+    Running {
+        id: i64,
+        uid: String,
+    },
+    /// The run exists but takes no links; why, in a sentence.
+    Ended(String),
+    /// No current run, or one this instance does not know.
+    None,
+}
+
+fn refusal(artifact: &Artifact, run_uid: &str, as_input: bool, cycle: Cycle) -> String {
+    let (what, role) = if as_input {
+        ("input", "consume what it produced")
     } else {
-        format!(
-            "{} ({}) is upstream of run {run_uid} (the run read it, or something made from it), \
-             so it is not recorded as that run's output: a run cannot produce what it consumed",
+        ("output", "produce what it consumed")
+    };
+    match cycle {
+        Cycle::Unproven => format!(
+            "{} ({}) is not recorded as run {run_uid}'s {what}: proving that the link closes \
+             no cycle would walk more than {WALK_BUDGET} runs of lineage from both ends, \
+             which labmesh does not do while it holds the write lock",
             artifact.uid,
             artifact.label()
-        )
+        ),
+        _ if as_input => format!(
+            "{} ({}) derives from run {run_uid}, so it is not recorded as that run's input: \
+             a run cannot {role}",
+            artifact.uid,
+            artifact.label()
+        ),
+        _ => format!(
+            "{} ({}) is upstream of run {run_uid} (the run read it, or something made from it), \
+             so it is not recorded as that run's output: a run cannot {role}",
+            artifact.uid,
+            artifact.label()
+        ),
     }
 }
 
 impl Instance {
-    /// The current run, if it exists in this instance and is running.
-    fn running_run(&self, conn: &Connection) -> Result<Option<(i64, String)>> {
+    /// The current run as a link target. A running run whose recording
+    /// process died is ended here (the caller holds the write lock).
+    fn link_target(&self, conn: &Connection) -> Result<Target> {
         let Some(uid) = self.current_run() else {
-            return Ok(None);
+            return Ok(Target::None);
         };
-        let id: Option<i64> = conn
-            .prepare_cached("SELECT id FROM run WHERE uid = ?1 AND status = 'running'")
-            .and_then(|mut s| s.query_row([&uid], |r| r.get(0)).optional())
+        let found: Option<(i64, String, Option<String>)> = conn
+            .prepare_cached("SELECT id, status, error FROM run WHERE uid = ?1")
+            .and_then(|mut s| {
+                s.query_row([&uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
             .db(&self.db_path())?;
-        Ok(id.map(|id| (id, uid)))
+        let Some((id, status, error)) = found else {
+            return Ok(Target::None);
+        };
+        if status == "running" {
+            return Ok(match self.end_if_orphaned(conn, id)? {
+                Some(why) => Target::Ended(format!("run {uid} was ended as errored: {why}")),
+                None => Target::Running { id, uid },
+            });
+        }
+        Ok(Target::Ended(match error {
+            Some(e) => format!("run {uid} is {status} ({e})"),
+            None => format!("run {uid} is {status}"),
+        }))
     }
 
     /// Hook in `cache`: links a read artifact as an input of the current
@@ -99,11 +202,13 @@ impl Instance {
         }
         let db = self.db_path();
         let tx = write_txn(&self.conn).db(&db)?;
-        if let Some((run_id, run_uid)) = self.running_run(&tx)? {
-            if self.check(&tx, DERIVES_FROM_RUN, run_id, artifact.id)? {
-                self.add_note(&tx, run_id, &cycle_message(artifact, &run_uid, true))?;
-            } else {
-                self.insert_input(&tx, run_id, artifact.id)?;
+        if let Target::Running { id, uid } = self.link_target(&tx)? {
+            match self.cycle(&tx, id, artifact.id, true)? {
+                Cycle::No => self.insert_input(&tx, id, artifact.id)?,
+                cycle => {
+                    let note = refusal(artifact, &uid, true, cycle);
+                    self.add_note(&tx, id, &note, false)?;
+                }
             }
         }
         tx.commit().db(&db)
@@ -121,16 +226,28 @@ impl Instance {
         if self.current_run().is_none() {
             return Ok(());
         }
-        let Some((run_id, run_uid)) = self.running_run(tx)? else {
-            return Ok(());
+        let (run_id, run_uid) = match self.link_target(tx)? {
+            Target::Running { id, uid } => (id, uid),
+            Target::Ended(why) => {
+                for s in saved {
+                    s.notices
+                        .push(format!("{} is not linked to it: {why}", s.artifact.uid));
+                }
+                return Ok(());
+            }
+            Target::None => return Ok(()),
         };
         for s in saved {
             let created = s.status != SaveStatus::Existing;
-            if !created && self.upstream_of_run(tx, run_id, s.artifact.id)? {
-                let message = cycle_message(&s.artifact, &run_uid, false);
-                self.add_note(tx, run_id, &message)?;
-                s.notices.push(message);
-                continue;
+            if !created {
+                let cycle = self.cycle(tx, run_id, s.artifact.id, false)?;
+                if cycle != Cycle::No {
+                    let message = refusal(&s.artifact, &run_uid, false, cycle);
+                    // The caller shows the notice; `labmesh run` need not repeat it.
+                    self.add_note(tx, run_id, &message, true)?;
+                    s.notices.push(message);
+                    continue;
+                }
             }
             self.insert_output(tx, run_id, s.artifact.id, created)?;
         }
@@ -165,26 +282,38 @@ impl Instance {
         let artifact = self.get(query)?;
         let db = self.db_path();
         let tx = write_txn(&self.conn).db(&db)?;
-        let status: Option<String> = tx
-            .prepare_cached("SELECT status FROM run WHERE id = ?1")
-            .and_then(|mut s| s.query_row([run.id], |r| r.get(0)).optional())
+        let status: Option<(String, Option<String>)> = tx
+            .prepare_cached("SELECT status, error FROM run WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([run.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .db(&db)?;
-        if status.as_deref() != Some("running") {
+        let ended = match status {
+            Some((s, _)) if s == "running" => self
+                .end_if_orphaned(&tx, run.id)?
+                .map(|why| format!("ended as errored: {why}")),
+            Some((s, Some(e))) => Some(format!("{s} ({e})")),
+            Some((s, None)) => Some(s),
+            None => Some("gone".into()),
+        };
+        if let Some(state) = ended {
+            tx.commit().db(&db)?; // keeps the end of an orphaned run
             return Err(Error::InvalidArgument(format!(
-                "run {} is {}: inputs and outputs are recorded only while a run is running",
-                run.uid,
-                status.as_deref().unwrap_or("gone")
+                "run {} is {state}: inputs and outputs are recorded only while a run is running",
+                run.uid
             )));
         }
-        let cycle = if as_input {
-            self.check(&tx, DERIVES_FROM_RUN, run.id, artifact.id)?
-        } else {
-            self.upstream_of_run(&tx, run.id, artifact.id)?
-        };
-        if cycle {
+        let cycle = self.cycle(&tx, run.id, artifact.id, as_input)?;
+        if cycle != Cycle::No {
+            let hint = if cycle == Cycle::Unproven {
+                "if the link is right, record it in a run with less history"
+            } else {
+                "save the data as a new artifact, or record it in a new run"
+            };
             return Err(Error::InvalidArgument(format!(
-                "refused: {}\n  hint: save the data as a new artifact, or record it in a new run",
-                cycle_message(&artifact, &run.uid, as_input)
+                "refused: {}\n  hint: {hint}",
+                refusal(&artifact, &run.uid, as_input, cycle)
             )));
         }
         if as_input {
@@ -197,26 +326,47 @@ impl Instance {
         Ok(artifact)
     }
 
-    /// Whether the artifact is upstream of the run (see `RUN_DERIVES_FROM`).
-    fn upstream_of_run(&self, conn: &Connection, run_id: i64, artifact_id: i64) -> Result<bool> {
-        if self.check(conn, IS_DIRECT_INPUT, run_id, artifact_id)? {
-            return Ok(true);
-        }
-        let (walked, found): (i64, bool) = conn
-            .prepare_cached(DOWNSTREAM_OF_ARTIFACT)
-            .and_then(|mut s| {
-                s.query_row(params![run_id, artifact_id, DOWNSTREAM_BUDGET], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+    /// Whether linking the artifact to the run (as an input, or as an
+    /// output) would close a cycle. See the module doc.
+    fn cycle(
+        &self,
+        conn: &Connection,
+        run_id: i64,
+        artifact_id: i64,
+        as_input: bool,
+    ) -> Result<Cycle> {
+        // A run's own descendants are few while it runs; an artifact's
+        // readers usually are too. Those ends first.
+        let (first, second) = if as_input {
+            (FORWARD_FROM_RUN, BACKWARD_FROM_ARTIFACT)
+        } else {
+            if self.exists(conn, IS_DIRECT_INPUT, run_id, artifact_id)? {
+                return Ok(Cycle::Yes);
+            }
+            (FORWARD_FROM_ARTIFACT, BACKWARD_FROM_RUN)
+        };
+        let mut outcome = Cycle::No;
+        for sql in [first, second] {
+            let (walked, found): (i64, bool) = conn
+                .prepare_cached(sql)
+                .and_then(|mut s| {
+                    s.query_row(params![run_id, artifact_id, WALK_BUDGET], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
                 })
-            })
-            .db(&self.db_path())?;
-        if found || walked < DOWNSTREAM_BUDGET {
-            return Ok(found);
+                .db(&self.db_path())?;
+            if found {
+                return Ok(Cycle::Yes); // a path found in part of the lineage is a path
+            }
+            if walked < WALK_BUDGET {
+                return Ok(Cycle::No); // this end's whole lineage, and no path
+            }
+            outcome = Cycle::Unproven;
         }
-        self.check(conn, RUN_DERIVES_FROM, run_id, artifact_id)
+        Ok(outcome)
     }
 
-    fn check(&self, conn: &Connection, sql: &str, run_id: i64, artifact_id: i64) -> Result<bool> {
+    fn exists(&self, conn: &Connection, sql: &str, run_id: i64, artifact_id: i64) -> Result<bool> {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.query_row(params![run_id, artifact_id], |r| r.get(0)))
             .db(&self.db_path())
@@ -252,8 +402,16 @@ impl Instance {
         .db(&self.db_path())
     }
 
-    /// Adds a sentence to a run's notes (once).
-    fn add_note(&self, conn: &Connection, run_id: i64, note: &str) -> Result<()> {
+    /// Adds a sentence to a run's notes (once). `shown`: the caller hands
+    /// it to the user already (a save's notice), so `labmesh run` need not
+    /// repeat it at the end.
+    pub(crate) fn add_note(
+        &self,
+        conn: &Connection,
+        run_id: i64,
+        note: &str,
+        shown: bool,
+    ) -> Result<()> {
         let db = self.db_path();
         let current: Option<String> = conn
             .prepare_cached("SELECT notes FROM run WHERE id = ?1")
@@ -262,13 +420,31 @@ impl Instance {
         let mut notes: Vec<Value> = current
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
-        if notes.iter().any(|n| n.as_str() == Some(note)) {
+        if notes.iter().any(|n| note_text(n) == note) {
             return Ok(());
         }
-        notes.push(Value::String(note.to_string()));
+        notes.push(if shown {
+            serde_json::json!({ "note": note, "shown": true })
+        } else {
+            Value::String(note.to_string())
+        });
         conn.prepare_cached("UPDATE run SET notes = ?2 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![run_id, Value::Array(notes).to_string()]))
             .map(|_| ())
             .db(&db)
     }
+}
+
+/// The sentence of a stored note: a string, or `{"note": …, "shown": true}`.
+pub(crate) fn note_text(note: &Value) -> &str {
+    match note {
+        Value::String(s) => s,
+        Value::Object(o) => o.get("note").and_then(Value::as_str).unwrap_or_default(),
+        _ => "",
+    }
+}
+
+/// Whether a stored note was already handed to the user by a save.
+pub(crate) fn note_shown(note: &Value) -> bool {
+    note.get("shown").and_then(Value::as_bool).unwrap_or(false)
 }

@@ -17,28 +17,34 @@
 //! - a run leaves `running` exactly once, and only links to `running` runs
 //!   are recorded.
 
+mod collapse;
 mod command;
 mod exec;
+mod layout;
 mod lineage;
 mod link;
+mod lookup;
+mod orphan;
+mod owner;
+mod params;
+mod probe;
 mod render;
+mod signals;
 mod svg;
 mod track;
 mod transform;
 
-use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
-use crate::artifact::{self, Artifact};
-use crate::error::{DbContext, Error, Result};
-use crate::instance::Instance;
-use crate::uid::{self, MIN_PREFIX_LEN, STEM_LEN};
+use crate::artifact::Artifact;
+use crate::error::{Error, Result};
 
-pub use command::{Classified, classify};
+pub use command::{Classified, InlineCode, classify};
 pub use exec::{Executed, RunCommand};
 pub use lineage::{
     ArtifactNode, Direction, EdgeKind, Lineage, LineageEdge, LineageNode, LineageOptions, RunNode,
 };
+pub use link::WALK_BUDGET;
 pub use render::Format;
 pub use track::{Outcome, RunContext, TrackOptions};
 
@@ -238,313 +244,3 @@ impl Default for RunListOptions {
 const VERSION_OF_T: &str =
     "(SELECT count(*) FROM transform v WHERE substr(v.uid, 1, 16) = substr(t.uid, 1, 16)
      AND (v.created_at < t.created_at OR (v.created_at = t.created_at AND v.id <= t.id)))";
-
-fn transform_select() -> String {
-    format!(
-        "SELECT t.id, t.uid, t.key, t.kind, t.description, t.hash, t.size, s.uid, {VERSION_OF_T},
-                t.is_latest, p.uid, (SELECT count(*) FROM run WHERE transform_id = t.id), t.created_at, u.handle
-         FROM transform t
-         JOIN user u ON u.id = t.created_by
-         LEFT JOIN artifact s ON s.id = t.source_id
-         LEFT JOIN transform p ON p.id = t.revises_id"
-    )
-}
-
-fn transform_from_row(r: &Row<'_>) -> rusqlite::Result<Transform> {
-    Ok(Transform {
-        id: r.get(0)?,
-        uid: r.get(1)?,
-        key: r.get(2)?,
-        kind: TransformKind::from_db(&r.get::<_, String>(3)?),
-        description: r.get(4)?,
-        hash: r.get(5)?,
-        size: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
-        source: r.get(7)?,
-        version: r.get::<_, i64>(8)? as u64,
-        is_latest: r.get(9)?,
-        revises: r.get(10)?,
-        n_runs: r.get::<_, i64>(11)? as u64,
-        created_at: r.get(12)?,
-        created_by: r.get(13)?,
-    })
-}
-
-fn run_select() -> String {
-    format!(
-        "SELECT r.id, r.uid, t.uid, t.key, t.kind, {VERSION_OF_T}, r.status, r.started_at, r.finished_at,
-                r.exit_code, r.signal, r.error, r.notes, r.params, r.environment, rep.uid, par.uid,
-                (SELECT count(*) FROM run_input WHERE run_id = r.id),
-                (SELECT count(*) FROM run_output WHERE run_id = r.id),
-                u.handle, n.peer_id
-         FROM run r
-         JOIN transform t ON t.id = r.transform_id
-         JOIN user u ON u.id = r.created_by
-         JOIN node n ON n.id = r.origin_id
-         LEFT JOIN artifact rep ON rep.id = r.report_id
-         LEFT JOIN run par ON par.id = r.parent_id"
-    )
-}
-
-fn json_column(r: &Row<'_>, i: usize) -> rusqlite::Result<serde_json::Value> {
-    let text: Option<String> = r.get(i)?;
-    Ok(text
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null))
-}
-
-fn run_from_row(r: &Row<'_>) -> rusqlite::Result<Run> {
-    let started_at: i64 = r.get(7)?;
-    let finished_at: Option<i64> = r.get(8)?;
-    let notes = match json_column(r, 12)? {
-        serde_json::Value::Array(items) => items
-            .into_iter()
-            .map(|v| match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Run {
-        id: r.get(0)?,
-        uid: r.get(1)?,
-        transform: TransformRef {
-            uid: r.get(2)?,
-            key: r.get(3)?,
-            kind: TransformKind::from_db(&r.get::<_, String>(4)?),
-            version: r.get::<_, i64>(5)? as u64,
-        },
-        status: RunStatus::from_db(&r.get::<_, String>(6)?),
-        started_at,
-        finished_at,
-        duration_ms: finished_at.map(|f| (f - started_at).max(0)),
-        exit_code: r.get(9)?,
-        signal: r.get(10)?,
-        error: r.get(11)?,
-        notes,
-        params: json_column(r, 13)?,
-        environment: json_column(r, 14)?,
-        report: r.get(15)?,
-        parent: r.get(16)?,
-        n_inputs: r.get::<_, i64>(17)? as u64,
-        n_outputs: r.get::<_, i64>(18)? as u64,
-        created_by: r.get(19)?,
-        origin: r.get(20)?,
-    })
-}
-
-impl Instance {
-    /// A run by uid or uid prefix (4+ characters).
-    pub fn run(&self, query: &str) -> Result<Run> {
-        let q = query.trim();
-        let db = self.db_path();
-        if uid::is_base62(q) && q.len() >= MIN_PREFIX_LEN && q.len() <= RUN_UID_LEN {
-            let sql = format!(
-                "{} WHERE r.uid >= ?1 AND r.uid < ?2 ORDER BY r.uid LIMIT 6",
-                run_select()
-            );
-            let mut found: Vec<Run> = self
-                .conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_map(params![q, uid::prefix_upper_bound(q)], run_from_row)?
-                        .collect()
-                })
-                .db(&db)?;
-            match found.len() {
-                0 => {}
-                1 => return Ok(found.remove(0)),
-                _ => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{q:?} is ambiguous: it matches {} runs ({})\n  hint: give more characters of the run uid",
-                        found.len(),
-                        found
-                            .iter()
-                            .map(|r| format!("{} {}", r.uid, r.transform.key))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
-        }
-        Err(Error::InvalidArgument(format!(
-            "no run matches {q:?}\n  hint: `labmesh runs` lists runs; give a run uid or 4+ of its first characters"
-        )))
-    }
-
-    pub(crate) fn run_by_id(&self, id: i64) -> Result<Run> {
-        let sql = format!("{} WHERE r.id = ?1", run_select());
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row([id], run_from_row))
-            .db(&self.db_path())
-    }
-
-    /// Runs, newest first.
-    pub fn runs(&self, opts: &RunListOptions) -> Result<Vec<Run>> {
-        let mut sql = run_select();
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut conds = Vec::new();
-        if let Some(t) = &opts.transform {
-            let transform = self.transform(t)?;
-            conds.push("r.transform_id IN (SELECT id FROM transform WHERE key = ?)");
-            args.push(transform.key.into());
-        }
-        if let Some(s) = opts.status {
-            conds.push("r.status = ?");
-            args.push(s.as_str().to_string().into());
-        }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        sql.push_str(" ORDER BY r.started_at DESC, r.id DESC LIMIT ?");
-        args.push((opts.limit as i64).into());
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| {
-                s.query_map(rusqlite::params_from_iter(args.iter()), run_from_row)?
-                    .collect()
-            })
-            .db(&self.db_path())
-    }
-
-    /// The artifacts a run read, in the order it read them.
-    pub fn run_inputs(&self, run: &Run) -> Result<Vec<Artifact>> {
-        let sql = format!(
-            "{} JOIN run_input ri ON ri.artifact_id = a.id WHERE ri.run_id = ?1 ORDER BY ri.linked_at, a.id",
-            artifact::SELECT
-        );
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_map([run.id], artifact::from_row)?.collect())
-            .db(&self.db_path())
-    }
-
-    /// The artifacts a run wrote, in the order it wrote them.
-    pub fn run_outputs(&self, run: &Run) -> Result<Vec<RunOutput>> {
-        // The created flag is the last column, after the artifact's own.
-        let sql = artifact::SELECT.replacen(
-            " FROM artifact a",
-            ", ro.created FROM artifact a JOIN run_output ro ON ro.artifact_id = a.id",
-            1,
-        ) + " WHERE ro.run_id = ?1 ORDER BY ro.linked_at, a.id";
-        let mut stmt = self.conn.prepare_cached(&sql).db(&self.db_path())?;
-        let created_col = stmt.column_count() - 1;
-        stmt.query_map([run.id], |r| {
-            Ok(RunOutput {
-                artifact: artifact::from_row(r)?,
-                created: r.get(created_col)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .db(&self.db_path())
-    }
-
-    /// The runs that produced an artifact: its creating run first, then
-    /// runs that produced the same content again.
-    pub fn producing_runs(&self, artifact: &Artifact) -> Result<Vec<Run>> {
-        let sql = format!(
-            "{} JOIN run_output ro ON ro.run_id = r.id WHERE ro.artifact_id = ?1
-             ORDER BY ro.created DESC, r.started_at, r.id",
-            run_select()
-        );
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_map([artifact.id], run_from_row)?.collect())
-            .db(&self.db_path())
-    }
-
-    /// The latest version of a transform, by key, uid or uid prefix.
-    pub fn transform(&self, query: &str) -> Result<Transform> {
-        let q = query.trim();
-        let db = self.db_path();
-        let by_key = format!(
-            "{} WHERE t.key = ?1 ORDER BY t.is_latest DESC, t.created_at DESC, t.id DESC LIMIT 1",
-            transform_select()
-        );
-        if let Some(t) = self
-            .conn
-            .prepare_cached(&by_key)
-            .and_then(|mut s| s.query_row([q], transform_from_row).optional())
-            .db(&db)?
-        {
-            return Ok(t);
-        }
-        if uid::is_base62(q) && q.len() >= MIN_PREFIX_LEN && q.len() <= uid::VERSIONED_UID_LEN {
-            let sql = format!(
-                "{} WHERE t.uid >= ?1 AND t.uid < ?2 ORDER BY t.uid LIMIT 6",
-                transform_select()
-            );
-            let found: Vec<Transform> = self
-                .conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_map(params![q, uid::prefix_upper_bound(q)], transform_from_row)?
-                        .collect()
-                })
-                .db(&db)?;
-            if let Some(first) = found.first() {
-                let one_family = found
-                    .iter()
-                    .all(|t| uid::stem(&t.uid) == uid::stem(&first.uid));
-                if found.len() == 1 || (one_family && q.len() <= STEM_LEN) {
-                    return if found.len() == 1 {
-                        Ok(found[0].clone())
-                    } else {
-                        self.transform(&first.key)
-                    };
-                }
-                return Err(Error::InvalidArgument(format!(
-                    "{q:?} is ambiguous: it matches {} transforms ({})\n  hint: give more characters of the uid",
-                    found.len(),
-                    found
-                        .iter()
-                        .map(|t| format!("{} {}", t.uid, t.key))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-        let keys: Vec<String> = self
-            .conn
-            .prepare_cached("SELECT DISTINCT key FROM transform LIMIT 2000")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .db(&db)?;
-        let hint = match crate::similar::closest(q, keys.iter().map(String::as_str)) {
-            Some(near) => format!("did you mean {near:?}?"),
-            None => "hint: `labmesh transform ls` lists transforms; `labmesh run -- <command>` makes one".into(),
-        };
-        Err(Error::InvalidArgument(format!(
-            "no transform matches {q:?}\n  {hint}"
-        )))
-    }
-
-    /// Every version of the transform `query` names, oldest first.
-    pub fn transform_versions(&self, query: &str) -> Result<Vec<Transform>> {
-        let t = self.transform(query)?;
-        let sql = format!(
-            "{} WHERE substr(t.uid, 1, {STEM_LEN}) = ?1 ORDER BY t.created_at, t.id",
-            transform_select()
-        );
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| {
-                s.query_map([uid::stem(&t.uid)], transform_from_row)?
-                    .collect()
-            })
-            .db(&self.db_path())
-    }
-
-    /// The latest version of every transform, most recently created first.
-    pub fn transforms(&self) -> Result<Vec<Transform>> {
-        let sql = format!(
-            "{} WHERE t.is_latest = 1 ORDER BY t.created_at DESC, t.id DESC",
-            transform_select()
-        );
-        self.conn
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_map([], transform_from_row)?.collect())
-            .db(&self.db_path())
-    }
-}

@@ -14,6 +14,8 @@ use crate::artifact::{Artifact, SaveOptions};
 use crate::db::write_txn;
 use crate::error::{DbContext, Error, Result};
 use crate::instance::Instance;
+use crate::provenance::link::note_text;
+use crate::provenance::owner::Owner;
 use crate::provenance::{RUN_ENV, RUN_UID_LEN, Run, RunStatus, TransformKind, command};
 use crate::suffix::{suffix_of, validate_key};
 use crate::time::now_ms;
@@ -95,6 +97,10 @@ pub struct Outcome {
     /// Facts added to the environment summary (an interpreter's version).
     pub environment: Map<String, Value>,
     pub notes: Vec<String>,
+    /// When the work ended (ms since the epoch), if not now: `labmesh run`
+    /// passes the moment its command exited, so saving outputs and the
+    /// report afterwards does not count as the run's time.
+    pub finished_at: Option<i64>,
 }
 
 impl Outcome {
@@ -107,6 +113,7 @@ impl Outcome {
             report: None,
             environment: Map::new(),
             notes: Vec::new(),
+            finished_at: None,
         }
     }
 
@@ -278,10 +285,11 @@ impl Instance {
             None => None,
         };
         let uid = uid::random(RUN_UID_LEN);
+        let owner = Owner::current();
         tx.prepare_cached(
             "INSERT INTO run (uid, transform_id, parent_id, params, environment, status, started_at,
-                              created_by, origin_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8)",
+                              owner_pid, owner_start, owner_boot, owner_host, created_by, origin_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -291,6 +299,10 @@ impl Instance {
                 params.to_string(),
                 Value::Object(environment).to_string(),
                 now_ms(),
+                owner.pid,
+                owner.start,
+                owner.boot,
+                owner.host,
                 self.user_id,
                 self.self_node_id,
             ])
@@ -355,7 +367,9 @@ impl Instance {
                     description: Some(format!("output of run {} ({})", run.uid, run.transform.key)),
                     ..SaveOptions::default()
                 };
-                match without_linking(|| self.save(path, &opts)) {
+                // A record of its own: two runs that print the same, or a
+                // run that prints a saved file, must not share a report.
+                match without_linking(|| self.save_own_record(path, &opts)) {
                     Ok(saved) => Some(saved.artifact.id),
                     Err(e) => {
                         notes.push(format!("the captured output could not be saved: {e}"));
@@ -375,7 +389,11 @@ impl Instance {
             let mut all: Vec<Value> = existing
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default();
-            all.extend(notes.into_iter().map(Value::String));
+            for note in notes {
+                if !all.iter().any(|n| note_text(n) == note) {
+                    all.push(Value::String(note));
+                }
+            }
             let notes_json = (!all.is_empty()).then(|| Value::Array(all).to_string());
             tx.prepare_cached(
                 "UPDATE run SET status = ?2, finished_at = max(?3, started_at), exit_code = ?4,
@@ -387,7 +405,7 @@ impl Instance {
                 s.execute(params![
                     run.id,
                     status.as_str(),
-                    now_ms(),
+                    outcome.finished_at.unwrap_or_else(now_ms),
                     outcome.exit_code,
                     outcome.signal,
                     outcome.error,

@@ -5,69 +5,26 @@
 //! sub-queries over the link tables, and a name that is not a field is
 //! looked up as a feature, compared by its dtype. A misspelt name gets an
 //! error listing the valid ones and the closest match.
+//!
+//! What conditions on many-valued things mean:
+//! - Each condition on a relation or a list feature is its own sub-query:
+//!   `labels.name = liver and labels.name = organ` is an artifact that has
+//!   both labels, `markers = CD4 and markers = CD8` one with both markers.
+//! - Conditions on one single-valued feature inside an AND share one
+//!   sub-query, so `temperature >= 37 and temperature < 38` reads one
+//!   index range (with one value per artifact, the meaning is the same).
+//! - `!=` and `not in` on a relation or a feature mean "none of its values
+//!   is": `labels.name != liver` is every artifact without a liver label,
+//!   unlabelled ones included. `= null` / `is null` mean "has none".
 
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{Error, Result};
 use crate::instance::Instance;
+use crate::query::catalog::{Catalog, Kind};
+use crate::query::literal;
 use crate::query::parse::{Expr, Op, Value};
-use crate::registry::dtype::{Dtype, parse_date_ms, parse_datetime_ms};
-use crate::similar::fold;
-
-/// How a field's values compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Text,
-    /// Compared case-insensitively through its folded form.
-    Name,
-    Number,
-    Bool,
-    /// Unix ms in the database; literals are dates or timestamps.
-    Time,
-}
-
-/// A field of a registry or of a related registry: name, SQL expression, kind.
-pub struct FieldDef {
-    pub name: &'static str,
-    pub sql: &'static str,
-    pub kind: Kind,
-}
-
-/// A relation: `<name>.<field> op value` compiles to
-/// `<outer id> IN (<select> AND cond)`. The sub-query is not correlated, so
-/// SQLite evaluates it once through the link table's index and drives the
-/// outer rows from it, instead of probing once per outer row.
-pub struct Relation {
-    pub name: &'static str,
-    /// `SELECT <outer id> FROM … WHERE 1`, to be extended with `AND cond`.
-    pub select: &'static str,
-    pub fields: &'static [FieldDef],
-}
-
-/// What can be filtered in a registry.
-pub struct Catalog {
-    pub registry: &'static str,
-    /// The outer query's id column (relations and features match on it).
-    pub id: &'static str,
-    pub fields: &'static [FieldDef],
-    pub relations: &'static [Relation],
-    /// Whether bare names that are not fields are features of the record.
-    pub features: bool,
-}
-
-impl Catalog {
-    pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|f| f.name == name)
-    }
-
-    fn names(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.fields.iter().map(|f| f.name.to_string()).collect();
-        for r in self.relations {
-            out.extend(r.fields.iter().map(|f| format!("{}.{}", r.name, f.name)));
-        }
-        out
-    }
-}
+use crate::registry::dtype::Dtype;
 
 /// What a path in a filter names.
 enum Target {
@@ -75,7 +32,6 @@ enum Target {
     Field(&'static str, Kind),
     /// A field of a related registry, reached through a link table.
     Relation {
-        name: &'static str,
         select: &'static str,
         column: &'static str,
         kind: Kind,
@@ -86,25 +42,18 @@ enum Target {
         column: &'static str,
         kind: Kind,
         join: &'static str,
+        /// List features have several values per record.
+        list: bool,
     },
 }
 
 impl Target {
-    fn column(&self) -> (String, Kind) {
+    fn column(&self) -> (&'static str, Kind) {
         match self {
-            Target::Field(sql, kind) => (sql.to_string(), *kind),
+            Target::Field(sql, kind) => (sql, *kind),
             Target::Relation { column, kind, .. } | Target::Feature { column, kind, .. } => {
-                (column.to_string(), *kind)
+                (column, *kind)
             }
-        }
-    }
-
-    /// Comparisons with the same key inside an AND share one sub-query.
-    fn group(&self) -> Option<String> {
-        match self {
-            Target::Field(..) => None,
-            Target::Relation { name, .. } => Some(format!("relation:{name}")),
-            Target::Feature { id, .. } => Some(format!("feature:{id}")),
         }
     }
 }
@@ -137,6 +86,7 @@ pub fn compile(
     expr: &Expr,
     scan_ordered: bool,
 ) -> Result<Compiled> {
+    expr.check_limits()?;
     let mut c = Compiler {
         instance,
         catalog,
@@ -150,6 +100,16 @@ pub fn compile(
     })
 }
 
+/// A comparison whose sub-query may be shared with others on the same
+/// single-valued feature: not negated, not about null.
+fn shareable(e: &Expr) -> bool {
+    match e {
+        Expr::Compare { op, value, .. } => *op != Op::Ne && *value != Value::Null,
+        Expr::In { negated, .. } => !negated,
+        _ => false,
+    }
+}
+
 impl Compiler<'_> {
     fn bind(&mut self, v: SqlValue) -> String {
         self.params.push(v);
@@ -158,7 +118,9 @@ impl Compiler<'_> {
 
     fn expr(&mut self, e: &Expr) -> Result<String> {
         Ok(match e {
+            Expr::And(parts) if parts.is_empty() => "1".into(),
             Expr::And(parts) => self.and(parts)?,
+            Expr::Or(parts) if parts.is_empty() => "0".into(),
             Expr::Or(parts) => {
                 let mut out = Vec::new();
                 for p in parts {
@@ -169,59 +131,101 @@ impl Compiler<'_> {
             Expr::Not(inner) => format!("(NOT {})", self.expr(inner)?),
             Expr::Compare { path, .. } | Expr::In { path, .. } => {
                 let target = self.resolve(path)?;
-                let (column, kind) = target.column();
-                let cond = self.condition(e, &column, kind)?;
-                self.wrap(&target, vec![cond])
+                self.on_target(&target, e)?
             }
             Expr::IsNull { path, negated } => {
                 let target = self.resolve(path)?;
-                let (column, _) = target.column();
                 match target {
-                    Target::Field(..) => format!(
+                    Target::Field(column, _) => format!(
                         "{column} {}",
                         if *negated { "IS NOT NULL" } else { "IS NULL" }
                     ),
-                    // On a relation or a feature, "is null" means "has none".
-                    _ => {
-                        let has = self.wrap(&target, vec![format!("{column} IS NOT NULL")]);
-                        if *negated {
-                            has
-                        } else {
-                            format!("(NOT {has})")
-                        }
-                    }
+                    _ if *negated => self.has_some(&target),
+                    _ => format!("(NOT {})", self.has_some(&target)),
                 }
             }
         })
     }
 
-    /// An AND: comparisons on the same relation or feature share one
-    /// sub-query, so `temperature >= 37 and temperature < 38` reads one
-    /// index range, and `labels.name = x and labels.type = y` means the
-    /// same label is both.
+    /// One comparison (`Compare` or `In`) on a resolved target.
+    fn on_target(&mut self, target: &Target, e: &Expr) -> Result<String> {
+        let (column, kind) = target.column();
+        let is_field = matches!(target, Target::Field(..));
+        match e {
+            Expr::Compare { op, value, .. } => {
+                if is_field {
+                    return self.compare(column, kind, *op, value);
+                }
+                Ok(match (op, value) {
+                    (Op::Eq, Value::Null) => format!("(NOT {})", self.has_some(target)),
+                    (Op::Ne, Value::Null) => self.has_some(target),
+                    (Op::Ne, v) => {
+                        let cond = self.compare(column, kind, Op::Eq, v)?;
+                        format!("(NOT {})", self.wrap(target, vec![cond]))
+                    }
+                    _ => {
+                        let cond = self.compare(column, kind, *op, value)?;
+                        self.wrap(target, vec![cond])
+                    }
+                })
+            }
+            Expr::In {
+                values, negated, ..
+            } => {
+                let cond = self.in_list(column, kind, values)?;
+                let cond = if is_field {
+                    cond
+                } else {
+                    self.wrap(target, vec![cond])
+                };
+                Ok(if *negated {
+                    format!("(NOT {cond})")
+                } else {
+                    cond
+                })
+            }
+            _ => unreachable!("only comparisons have a target"),
+        }
+    }
+
+    /// "Has at least one value" on a relation or a feature.
+    fn has_some(&mut self, target: &Target) -> String {
+        let (column, _) = target.column();
+        self.wrap(target, vec![format!("{column} IS NOT NULL")])
+    }
+
+    /// An AND. Comparisons on one single-valued feature share a sub-query
+    /// (one index range); everything else is its own condition.
     fn and(&mut self, parts: &[Expr]) -> Result<String> {
         let mut out: Vec<String> = Vec::new();
-        let mut groups: Vec<(String, Target, Vec<String>)> = Vec::new();
+        let mut groups: Vec<(i64, Target, Vec<String>)> = Vec::new();
         for p in parts {
             let path = match p {
-                Expr::Compare { path, .. } | Expr::In { path, .. } => Some(path),
-                _ => None,
+                Expr::Compare { path, .. } | Expr::In { path, .. } => path,
+                _ => {
+                    out.push(self.expr(p)?);
+                    continue;
+                }
             };
-            let target = match path {
-                Some(path) => Some(self.resolve(path)?),
-                None => None,
-            };
+            let target = self.resolve(path)?;
             match target {
-                Some(t) if t.group().is_some() => {
-                    let (column, kind) = t.column();
-                    let cond = self.condition(p, &column, kind)?;
-                    let key = t.group().unwrap_or_default();
-                    match groups.iter_mut().find(|g| g.0 == key) {
+                Target::Feature {
+                    id, list: false, ..
+                } if shareable(p) => {
+                    let (column, kind) = target.column();
+                    let cond = match p {
+                        Expr::Compare { op, value, .. } => {
+                            self.compare(column, kind, *op, value)?
+                        }
+                        Expr::In { values, .. } => self.in_list(column, kind, values)?,
+                        _ => unreachable!("matched above"),
+                    };
+                    match groups.iter_mut().find(|g| g.0 == id) {
                         Some(g) => g.2.push(cond),
-                        None => groups.push((key, t, vec![cond])),
+                        None => groups.push((id, target, vec![cond])),
                     }
                 }
-                _ => out.push(self.expr(p)?),
+                _ => out.push(self.on_target(&target, p)?),
             }
         }
         for (_, target, conds) in groups {
@@ -258,7 +262,6 @@ impl Compiler<'_> {
                     .find(|f| f.name == field)
                     .ok_or_else(|| self.unknown(&path.join(".")))?;
                 Ok(Target::Relation {
-                    name: rel.name,
                     select: rel.select,
                     column: f.sql,
                     kind: f.kind,
@@ -275,7 +278,8 @@ impl Compiler<'_> {
             .map_err(|_| self.unknown(name))?;
         let dtype: Dtype = feature.dtype()?;
         let (column, kind, join) = match dtype.element() {
-            Dtype::Int | Dtype::Float => ("v.value_num", Kind::Number, ""),
+            Dtype::Int => ("v.value_int", Kind::Number, ""),
+            Dtype::Float => ("v.value_num", Kind::Number, ""),
             Dtype::Bool => ("v.value_num", Kind::Bool, ""),
             Dtype::Date | Dtype::DateTime => ("v.value_num", Kind::Time, ""),
             Dtype::Str => ("v.value_text", Kind::Text, ""),
@@ -292,32 +296,11 @@ impl Compiler<'_> {
             column,
             kind,
             join,
+            list: dtype.is_list(),
         })
     }
 
-    /// The condition of one comparison on `column`.
-    fn condition(&mut self, e: &Expr, column: &str, kind: Kind) -> Result<String> {
-        match e {
-            Expr::Compare { op, value, .. } => self.compare(column, kind, *op, value),
-            Expr::In {
-                values, negated, ..
-            } => {
-                let mut items = Vec::new();
-                for v in values {
-                    items.push(self.literal(kind, v, Op::Eq)?);
-                }
-                let cond = format!("{column} IN ({})", items.join(", "));
-                Ok(if *negated {
-                    format!("(NOT {cond})")
-                } else {
-                    cond
-                })
-            }
-            _ => unreachable!("only comparisons have a single condition"),
-        }
-    }
-
-    /// Puts conditions on a target into the outer query's terms.
+    /// Puts conditions on a relation or feature into the outer query's terms.
     fn wrap(&mut self, target: &Target, conds: Vec<String>) -> String {
         let all = conds.join(" AND ");
         let sub = match target {
@@ -369,13 +352,7 @@ impl Compiler<'_> {
                 .unwrap_or_default();
         }
         let all: Vec<&str> = names.iter().chain(&features).map(String::as_str).collect();
-        let hint = crate::similar::closest(name, all.iter().copied())
-            .or_else(|| {
-                all.iter()
-                    .copied()
-                    .min_by_key(|n| strsim::levenshtein(n, name))
-                    .filter(|n| strsim::levenshtein(n, name) <= 3)
-            })
+        let hint = closest_name(name, &all)
             .map(|n| format!(" — did you mean {n:?}?"))
             .unwrap_or_default();
         let mut msg = format!(
@@ -389,11 +366,12 @@ impl Compiler<'_> {
         Error::InvalidArgument(msg)
     }
 
-    fn compare(&mut self, sql: &str, kind: Kind, op: Op, value: &Value) -> Result<String> {
+    /// The condition of one comparison on `column`.
+    fn compare(&mut self, column: &str, kind: Kind, op: Op, value: &Value) -> Result<String> {
         if *value == Value::Null {
             return match op {
-                Op::Eq => Ok(format!("{sql} IS NULL")),
-                Op::Ne => Ok(format!("{sql} IS NOT NULL")),
+                Op::Eq => Ok(format!("{column} IS NULL")),
+                Op::Ne => Ok(format!("{column} IS NOT NULL")),
                 _ => Err(Error::InvalidArgument(format!(
                     "null can only be compared with = or !=, not {}",
                     op.symbol()
@@ -401,96 +379,88 @@ impl Compiler<'_> {
             };
         }
         match op {
-            Op::Prefix | Op::Suffix | Op::Contains => {
-                if !matches!(kind, Kind::Text | Kind::Name) {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} compares text; this field holds {}",
-                        op.symbol(),
-                        kind_name(kind)
-                    )));
-                }
-                let Value::Text(t) = value else {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} needs a text value",
-                        op.symbol()
-                    )));
-                };
-                let t = if kind == Kind::Name {
-                    fold(t)
-                } else {
-                    t.clone()
-                };
-                Ok(match op {
-                    // A range on the column, so an index can serve it.
-                    Op::Prefix => {
-                        let lo = self.bind(SqlValue::Text(t.clone()));
-                        let hi = self.bind(SqlValue::Text(format!("{t}\u{10FFFF}")));
-                        format!("({sql} >= {lo} AND {sql} < {hi})")
-                    }
-                    Op::Suffix => {
-                        let p = self.bind(SqlValue::Text(t));
-                        format!("(substr({sql}, -length({p})) = {p})")
-                    }
-                    _ => {
-                        let p = self.bind(SqlValue::Text(t));
-                        format!("(instr({sql}, {p}) > 0)")
-                    }
-                })
+            Op::Prefix | Op::Suffix | Op::Contains => self.text_match(column, kind, op, value),
+            _ if kind == Kind::Time => {
+                let when = literal::time(value, op)?;
+                Ok(when.compare(column, op, &mut |v| self.bind(v)))
             }
             _ => {
-                let lit = self.literal(kind, value, op)?;
-                Ok(format!("{sql} {} {lit}", op.symbol()))
+                let v = literal::scalar(kind, value, op)?;
+                let p = self.bind(v);
+                Ok(format!("{column} {} {p}", op.symbol()))
             }
         }
     }
 
-    /// Binds a literal as the field's kind wants it.
-    fn literal(&mut self, kind: Kind, value: &Value, op: Op) -> Result<String> {
-        let bad = |what: &str| {
-            Error::InvalidArgument(format!(
-                "{value:?} is not {what} (comparing with {})",
+    /// `^=`, `$=` and `~` on a text column.
+    fn text_match(&mut self, column: &str, kind: Kind, op: Op, value: &Value) -> Result<String> {
+        if !matches!(kind, Kind::Text | Kind::Name) {
+            return Err(Error::InvalidArgument(format!(
+                "{} compares text; this field holds {}",
+                op.symbol(),
+                literal::kind_name(kind)
+            )));
+        }
+        let Value::Text(t) = value else {
+            return Err(Error::InvalidArgument(format!(
+                "{} needs a text value, not {value}",
                 op.symbol()
-            ))
+            )));
         };
-        let v = match (kind, value) {
-            (Kind::Number, Value::Number(x)) => SqlValue::Real(*x),
-            (Kind::Number, Value::Text(t)) => {
-                SqlValue::Real(t.parse().map_err(|_| bad("a number"))?)
+        let t = if kind == Kind::Name {
+            crate::similar::fold(t)
+        } else {
+            t.clone()
+        };
+        Ok(match op {
+            // A range on the column, so an index can serve it.
+            Op::Prefix => {
+                let lo = self.bind(SqlValue::Text(t.clone()));
+                let hi = self.bind(SqlValue::Text(format!("{t}\u{10FFFF}")));
+                format!("({column} >= {lo} AND {column} < {hi})")
             }
-            (Kind::Number, _) => return Err(bad("a number")),
-            (Kind::Bool, Value::Bool(b)) => SqlValue::Integer(*b as i64),
-            (Kind::Bool, _) => return Err(bad("true or false")),
-            (Kind::Time, Value::Text(t)) => SqlValue::Integer(
-                parse_datetime_ms(t)
-                    .or_else(|| parse_date_ms(t))
-                    .ok_or_else(|| bad("a date or timestamp"))?,
-            ),
-            (Kind::Time, Value::Number(x)) => SqlValue::Integer(*x as i64),
-            (Kind::Time, _) => return Err(bad("a date or timestamp")),
-            (Kind::Name, Value::Text(t)) => SqlValue::Text(fold(t)),
-            (Kind::Name, Value::Number(x)) => SqlValue::Text(fold(&number_text(*x))),
-            (Kind::Text, Value::Text(t)) => SqlValue::Text(t.clone()),
-            (Kind::Text, Value::Number(x)) => SqlValue::Text(number_text(*x)),
-            (Kind::Text | Kind::Name, Value::Bool(b)) => SqlValue::Text(b.to_string()),
-            (_, Value::Null) => SqlValue::Null,
-        };
-        Ok(self.bind(v))
+            Op::Suffix => {
+                let p = self.bind(SqlValue::Text(t));
+                format!("(substr({column}, -length({p})) = {p})")
+            }
+            _ => {
+                let p = self.bind(SqlValue::Text(t));
+                format!("(instr({column}, {p}) > 0)")
+            }
+        })
+    }
+
+    /// `column IN (…)`; long lists travel as one JSON parameter, so any
+    /// length stays within SQLite's limit on bound parameters.
+    fn in_list(&mut self, column: &str, kind: Kind, values: &[Value]) -> Result<String> {
+        if kind == Kind::Time {
+            let mut any = Vec::new();
+            for v in values {
+                let when = literal::time(v, Op::Eq)?;
+                any.push(when.compare(column, Op::Eq, &mut |v| self.bind(v)));
+            }
+            return Ok(format!("({})", any.join(" OR ")));
+        }
+        let mut bound = Vec::with_capacity(values.len());
+        for v in values {
+            bound.push(literal::scalar(kind, v, Op::Eq)?);
+        }
+        if bound.len() <= literal::INLINE_IN_VALUES {
+            let marks: Vec<String> = bound.into_iter().map(|v| self.bind(v)).collect();
+            return Ok(format!("{column} IN ({})", marks.join(", ")));
+        }
+        let p = self.bind(SqlValue::Text(literal::json_array(&bound)));
+        Ok(format!("{column} IN (SELECT value FROM json_each({p}))"))
     }
 }
 
-fn number_text(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        x.to_string()
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Text | Kind::Name => "text",
-        Kind::Number => "numbers",
-        Kind::Bool => "true/false",
-        Kind::Time => "times",
-    }
+/// The name closest to `name`: a near-duplicate, or within 3 edits.
+pub(crate) fn closest_name<'a>(name: &str, names: &[&'a str]) -> Option<&'a str> {
+    crate::similar::closest(name, names.iter().copied()).or_else(|| {
+        names
+            .iter()
+            .copied()
+            .min_by_key(|n| strsim::levenshtein(n, name))
+            .filter(|n| strsim::levenshtein(n, name) <= 3)
+    })
 }

@@ -12,8 +12,22 @@
 //! value      := "text" | 'text' | number | true | false | null | bareword
 //! ```
 //! Keywords are case-insensitive. Errors name the column and what was expected.
+//!
+//! Filters are bounded (`MAX_DEPTH` levels of nesting, `MAX_CONDITIONS`
+//! comparisons), so a generated or hostile filter gets an error that says
+//! so instead of exhausting the stack or SQLite's expression limits.
+
+use std::fmt;
 
 use crate::error::{Error, Result};
+use crate::query::lex::{Tok, lex};
+
+/// Deepest nesting of parentheses and `not` a filter may have.
+pub const MAX_DEPTH: usize = 64;
+/// Most comparisons one filter may have (`in` lists count once).
+pub const MAX_CONDITIONS: usize = 200;
+/// Most values one `in (…)` list may have.
+pub const MAX_IN_VALUES: usize = 100_000;
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,9 +63,24 @@ impl Op {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Text(String),
+    /// An integer literal, kept exact (ids and counts above 2^53 too).
+    Int(i64),
     Number(f64),
     Bool(bool),
     Null,
+}
+
+/// As the user would write it in a filter.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Text(t) => write!(f, "{t:?}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Number(x) => write!(f, "{x}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Null => f.write_str("null"),
+        }
+    }
 }
 
 /// A parsed filter.
@@ -136,6 +165,33 @@ impl Expr {
         }
     }
 
+    /// Refuses expressions deeper than `MAX_DEPTH` or with more than
+    /// `MAX_CONDITIONS` comparisons (walked without recursion, so built
+    /// expressions of any depth are checked safely).
+    pub fn check_limits(&self) -> Result<()> {
+        let mut stack: Vec<(&Expr, usize)> = vec![(self, 1)];
+        let mut conditions = 0usize;
+        while let Some((e, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(too_deep());
+            }
+            match e {
+                Expr::And(v) | Expr::Or(v) => stack.extend(v.iter().map(|c| (c, depth + 1))),
+                Expr::Not(inner) => stack.push((inner, depth + 1)),
+                Expr::In { values, .. } if values.len() > MAX_IN_VALUES => {
+                    return Err(too_many_values(values.len()));
+                }
+                _ => {
+                    conditions += 1;
+                    if conditions > MAX_CONDITIONS {
+                        return Err(too_many_conditions());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn and(self, other: Expr) -> Expr {
         Expr::And(vec![self, other])
     }
@@ -160,7 +216,7 @@ impl From<f64> for Value {
 }
 impl From<i64> for Value {
     fn from(x: i64) -> Self {
-        Value::Number(x as f64)
+        Value::Int(x)
     }
 }
 impl From<bool> for Value {
@@ -169,135 +225,14 @@ impl From<bool> for Value {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-enum Tok {
-    Word(String),
-    Text(String),
-    Number(f64),
-    Op(Op),
-    LParen,
-    RParen,
-    Comma,
-}
-
-fn lex(input: &str) -> Result<Vec<(usize, Tok)>> {
-    let err =
-        |at: usize, msg: &str| Error::InvalidArgument(format!("filter, column {}: {msg}", at + 1));
-    let mut out = Vec::new();
-    let chars: Vec<(usize, char)> = input.char_indices().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let (at, c) = chars[i];
-        match c {
-            c if c.is_whitespace() => i += 1,
-            '(' => {
-                out.push((at, Tok::LParen));
-                i += 1;
-            }
-            ')' => {
-                out.push((at, Tok::RParen));
-                i += 1;
-            }
-            ',' => {
-                out.push((at, Tok::Comma));
-                i += 1;
-            }
-            '"' | '\'' => {
-                let quote = c;
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    let Some(&(_, c)) = chars.get(i) else {
-                        return Err(err(at, "this string is not closed"));
-                    };
-                    i += 1;
-                    match c {
-                        '\\' => match chars.get(i) {
-                            Some(&(_, e)) => {
-                                s.push(e);
-                                i += 1;
-                            }
-                            None => return Err(err(at, "this string is not closed")),
-                        },
-                        c if c == quote => break,
-                        c => s.push(c),
-                    }
-                }
-                out.push((at, Tok::Text(s)));
-            }
-            '=' | '!' | '<' | '>' | '^' | '$' | '~' => {
-                let next = chars.get(i + 1).map(|&(_, c)| c);
-                let (op, len) = match (c, next) {
-                    ('=', Some('=')) => (Op::Eq, 2),
-                    ('=', _) => (Op::Eq, 1),
-                    ('!', Some('=')) => (Op::Ne, 2),
-                    ('<', Some('=')) => (Op::Le, 2),
-                    ('<', Some('>')) => (Op::Ne, 2),
-                    ('<', _) => (Op::Lt, 1),
-                    ('>', Some('=')) => (Op::Ge, 2),
-                    ('>', _) => (Op::Gt, 1),
-                    ('^', Some('=')) => (Op::Prefix, 2),
-                    ('$', Some('=')) => (Op::Suffix, 2),
-                    ('~', _) => (Op::Contains, 1),
-                    _ => {
-                        return Err(err(
-                            at,
-                            &format!("unknown operator {c:?}; use = != < <= > >= ^= $= ~"),
-                        ));
-                    }
-                };
-                out.push((at, Tok::Op(op)));
-                i += len;
-            }
-            c if c.is_ascii_digit()
-                || (c == '-' && chars.get(i + 1).is_some_and(|&(_, d)| d.is_ascii_digit())) =>
-            {
-                let start = i;
-                i += 1;
-                while chars.get(i).is_some_and(|&(_, d)| {
-                    d.is_ascii_alphanumeric() || matches!(d, '.' | '-' | ':' | '+' | '_')
-                }) {
-                    i += 1;
-                }
-                let text: String = chars[start..i].iter().map(|&(_, c)| c).collect();
-                // Dates and other number-led words stay text ("2026-11-24", "3d").
-                match text.parse::<f64>() {
-                    Ok(x) => out.push((at, Tok::Number(x))),
-                    Err(_) => out.push((at, Tok::Word(text))),
-                }
-            }
-            c if c.is_alphanumeric() || c == '_' => {
-                let start = i;
-                while chars.get(i).is_some_and(|&(_, d)| {
-                    d.is_alphanumeric() || matches!(d, '_' | '.' | '-' | '/' | ':')
-                }) {
-                    i += 1;
-                }
-                out.push((
-                    at,
-                    Tok::Word(chars[start..i].iter().map(|&(_, c)| c).collect()),
-                ));
-            }
-            '`' => {
-                // `a feature name with spaces`
-                let end = input[at + 1..]
-                    .find('`')
-                    .ok_or_else(|| err(at, "this `name` is not closed"))?;
-                out.push((at, Tok::Word(input[at + 1..at + 1 + end].to_string())));
-                while chars.get(i).is_some_and(|&(p, _)| p <= at + 1 + end) {
-                    i += 1;
-                }
-            }
-            other => return Err(err(at, &format!("unexpected character {other:?}"))),
-        }
-    }
-    Ok(out)
-}
-
 struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     len: usize,
+    /// Current nesting of parentheses and `not` (bounded by `MAX_DEPTH`).
+    depth: usize,
+    /// Comparisons parsed so far (bounded by `MAX_CONDITIONS`).
+    conditions: usize,
 }
 
 impl Parser {
@@ -346,19 +281,34 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr> {
+        if self.keyword("not") || self.peek() == Some(&Tok::LParen) {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(too_deep());
+            }
+            let e = self.nested();
+            self.depth -= 1;
+            return e;
+        }
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(too_many_conditions());
+        }
+        self.comparison()
+    }
+
+    /// `not unary` or `( expr )`, one level deeper.
+    fn nested(&mut self) -> Result<Expr> {
         if self.eat_keyword("not") {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
-        if self.peek() == Some(&Tok::LParen) {
-            self.pos += 1;
-            let e = self.expr()?;
-            if self.peek() != Some(&Tok::RParen) {
-                return Err(self.err("expected ')' to close the '('"));
-            }
-            self.pos += 1;
-            return Ok(e);
+        self.pos += 1;
+        let e = self.expr()?;
+        if self.peek() != Some(&Tok::RParen) {
+            return Err(self.err("expected ')' to close the '('"));
         }
-        self.comparison()
+        self.pos += 1;
+        Ok(e)
     }
 
     fn comparison(&mut self) -> Result<Expr> {
@@ -395,6 +345,9 @@ impl Parser {
             while self.peek() == Some(&Tok::Comma) {
                 self.pos += 1;
                 values.push(self.value()?);
+                if values.len() > MAX_IN_VALUES {
+                    return Err(too_many_values(values.len()));
+                }
             }
             if self.peek() != Some(&Tok::RParen) {
                 return Err(self.err("expected ',' or ')' in the list"));
@@ -429,6 +382,7 @@ impl Parser {
     fn value(&mut self) -> Result<Value> {
         let v = match self.peek() {
             Some(Tok::Text(s)) => Value::Text(s.clone()),
+            Some(Tok::Int(n)) => Value::Int(*n),
             Some(Tok::Number(x)) => Value::Number(*x),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("true") => Value::Bool(true),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("false") => Value::Bool(false),
@@ -439,6 +393,27 @@ impl Parser {
         self.pos += 1;
         Ok(v)
     }
+}
+
+fn too_deep() -> Error {
+    Error::InvalidArgument(format!(
+        "the filter nests parentheses and `not` more than {MAX_DEPTH} levels deep; \
+         simplify it (`not not x` is `x`)"
+    ))
+}
+
+fn too_many_conditions() -> Error {
+    Error::InvalidArgument(format!(
+        "the filter has more than {MAX_CONDITIONS} comparisons; \
+         use `field in (a, b, …)` for many values of one field"
+    ))
+}
+
+fn too_many_values(n: usize) -> Error {
+    Error::InvalidArgument(format!(
+        "an `in (…)` list has {n} values, more than the {MAX_IN_VALUES} a filter takes; \
+         split the query, or put the values on the records as a label"
+    ))
 }
 
 fn is_keyword(w: &str) -> bool {
@@ -457,6 +432,8 @@ pub fn parse(input: &str) -> Result<Expr> {
         toks,
         pos: 0,
         len: input.len(),
+        depth: 0,
+        conditions: 0,
     };
     let e = p.expr()?;
     if p.pos < p.toks.len() {
@@ -482,9 +459,33 @@ mod tests {
         };
         assert_eq!(parts.len(), 4);
         assert_eq!(parts[0], field("key").starts_with("raw/"));
-        assert_eq!(parts[1], field("size").gt(1000.0));
+        assert_eq!(parts[1], field("size").gt(1000));
         assert_eq!(parts[2], field("labels.name").eq("liver"));
-        assert_eq!(parts[3], field("temperature").ge(37.0));
+        assert_eq!(parts[3], field("temperature").ge(37));
+        assert_eq!(
+            parse("x = 9007199254740993").unwrap(),
+            field("x").eq(9_007_199_254_740_993i64),
+            "integers are exact"
+        );
+        assert_eq!(parse("x = 1.5").unwrap(), field("x").eq(1.5));
+    }
+
+    #[test]
+    fn nesting_and_size_are_bounded() {
+        let deep = format!("{}a = 1{}", "(".repeat(65), ")".repeat(65));
+        assert!(parse(&deep).unwrap_err().to_string().contains("64 levels"));
+        let ok = format!("{}a = 1{}", "(".repeat(63), ")".repeat(63));
+        assert!(parse(&ok).is_ok());
+        let nots = format!("{}a = 1", "not ".repeat(100_000));
+        assert!(parse(&nots).unwrap_err().to_string().contains("64 levels"));
+        let many = vec!["a = 1"; 201].join(" or ");
+        assert!(
+            parse(&many)
+                .unwrap_err()
+                .to_string()
+                .contains("200 comparisons")
+        );
+        assert!(parse(&vec!["a = 1"; 200].join(" or ")).is_ok());
     }
 
     #[test]

@@ -22,10 +22,11 @@ pub struct Annotations {
     pub features: Vec<(String, Vec<String>)>,
 }
 
-/// (feature, dtype, number, text, label name, json) as stored.
+/// (feature, dtype, int, number, text, label name, json) as stored.
 type ValueRow = (
     String,
     String,
+    Option<i64>,
     Option<f64>,
     Option<String>,
     Option<String>,
@@ -34,6 +35,7 @@ type ValueRow = (
 
 /// A feature value resolved and ready to store.
 enum Stored {
+    Int(i64),
     Num(f64),
     Text(String),
     Label(i64),
@@ -43,7 +45,8 @@ enum Stored {
 impl Instance {
     /// Links labels (`name`, `type:name` or uid) and sets feature values
     /// (`feature=value`; lists comma-separated) on an artifact. Setting a
-    /// feature replaces its previous value on that artifact.
+    /// feature replaces its previous value on that artifact, and with it
+    /// the label links a categorical value made.
     pub fn annotate(
         &self,
         artifact: &str,
@@ -51,11 +54,14 @@ impl Instance {
         features: &[(String, String)],
     ) -> Result<Annotations> {
         let target = self.get(artifact)?;
+        if target.is_trashed() {
+            return Err(Error::Trashed { uid: target.uid });
+        }
         let db = self.db_path();
         let tx = write_txn(&self.conn).db(&db)?;
         let mut label_ids = Vec::new();
         for l in labels {
-            label_ids.push((self.label_id_in(&tx, l)?, None));
+            label_ids.push(self.label_id_in(&tx, l)?);
         }
         let mut values: Vec<(i64, Vec<Stored>)> = Vec::new();
         for (name, raw) in features {
@@ -65,6 +71,7 @@ impl Instance {
             let mut stored = Vec::new();
             for scalar in parse_value(&feature.name, &dtype, raw)? {
                 stored.push(match scalar {
+                    Scalar::Int(n) => Stored::Int(n),
                     Scalar::Num(x) => Stored::Num(x),
                     Scalar::Text(t) => Stored::Text(t),
                     Scalar::Json(j) => Stored::Json(j),
@@ -75,16 +82,23 @@ impl Instance {
                                 feature.name
                             )));
                         };
-                        let reference = match type_ {
-                            Some(t) if !l.contains(':') => format!("{t}:{l}"),
-                            _ => l.clone(),
-                        };
-                        let id = self.label_id_in(&tx, &reference).map_err(|e| {
+                        // Within the feature's type first; then as written
+                        // (a uid, or a name that itself contains ':').
+                        let explain = |e: Error| {
                             Error::InvalidArgument(format!(
-                                "feature {} takes {}: {}",
-                                feature.name, dtype, e
+                                "feature {} takes {}: {e}",
+                                feature.name, dtype
                             ))
-                        })?;
+                        };
+                        let id = match type_ {
+                            Some(t) => match self.label_id_in(&tx, &format!("{t}:{l}")) {
+                                Ok(id) => id,
+                                Err(typed) => {
+                                    self.label_id_in(&tx, &l).map_err(|_| explain(typed))?
+                                }
+                            },
+                            None => self.label_id_in(&tx, &l).map_err(explain)?,
+                        };
                         if let Some(t) = type_ {
                             let label = self.label_by_id(id)?;
                             if label.type_.as_deref() != Some(t.as_str()) {
@@ -95,7 +109,6 @@ impl Instance {
                                 )));
                             }
                         }
-                        label_ids.push((id, Some(feature_id)));
                         Stored::Label(id)
                     }
                 });
@@ -105,15 +118,16 @@ impl Instance {
 
         let now = now_ms();
         {
+            // A direct link stays direct even if a categorical value names
+            // the same label, so replacing the value does not remove it.
             let mut link = tx
                 .prepare_cached(
-                    "INSERT INTO artifact_label (artifact_id, label_id, feature_id, created_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (artifact_id, label_id) DO UPDATE SET feature_id = coalesce(excluded.feature_id, feature_id)",
+                    "INSERT INTO artifact_label (artifact_id, label_id, feature_id, created_at) VALUES (?1, ?2, NULL, ?3)
+                     ON CONFLICT (artifact_id, label_id) DO UPDATE SET feature_id = NULL",
                 )
                 .db(&db)?;
-            for (label_id, feature_id) in &label_ids {
-                link.execute(params![target.id, label_id, feature_id, now])
-                    .db(&db)?;
+            for label_id in &label_ids {
+                link.execute(params![target.id, label_id, now]).db(&db)?;
             }
             let mut clear = tx
                 .prepare_cached(
@@ -122,26 +136,30 @@ impl Instance {
                 .db(&db)?;
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO artifact_feature_value (artifact_id, feature_id, position, value_num, value_text, value_label, value_json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO artifact_feature_value (artifact_id, feature_id, position, value_int, value_num, value_text, value_label, value_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .db(&db)?;
             for (feature_id, stored) in &values {
                 clear.execute(params![target.id, feature_id]).db(&db)?;
                 for (pos, v) in stored.iter().enumerate() {
-                    let (num, text, label, json) = match v {
-                        Stored::Num(x) => (Some(*x), None, None, None),
-                        Stored::Text(t) => (None, Some(t.as_str()), None, None),
-                        Stored::Label(id) => (None, None, Some(*id), None),
-                        Stored::Json(j) => (None, None, None, Some(j.as_str())),
+                    let (int, num, text, label, json) = match v {
+                        Stored::Int(n) => (Some(*n), None, None, None, None),
+                        Stored::Num(x) => (None, Some(*x), None, None, None),
+                        Stored::Text(t) => (None, None, Some(t.as_str()), None, None),
+                        Stored::Label(id) => (None, None, None, Some(*id), None),
+                        Stored::Json(j) => (None, None, None, None, Some(j.as_str())),
                     };
                     insert
                         .execute(params![
-                            target.id, feature_id, pos as i64, num, text, label, json
+                            target.id, feature_id, pos as i64, int, num, text, label, json
                         ])
                         .db(&db)?;
                 }
             }
+        }
+        if !values.is_empty() {
+            relink_categorical(&tx, target.id, now).db(&db)?;
         }
         tx.commit().db(&db)?;
         self.annotations(&target.uid)
@@ -190,7 +208,7 @@ impl Instance {
         let rows: Vec<ValueRow> = self
             .conn
             .prepare_cached(
-                "SELECT f.name, f.dtype, v.value_num, v.value_text, l.name, v.value_json
+                "SELECT f.name, f.dtype, v.value_int, v.value_num, v.value_text, l.name, v.value_json
                  FROM artifact_feature_value v JOIN feature f ON f.id = v.feature_id
                  LEFT JOIN ulabel l ON l.id = v.value_label
                  WHERE v.artifact_id = ?1 ORDER BY f.name_fold, v.position",
@@ -204,14 +222,16 @@ impl Instance {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 })?
                 .collect()
             })
             .db(&db)?;
         let mut features: Vec<(String, Vec<String>)> = Vec::new();
-        for (name, dtype, num, text, label, json) in rows {
+        for (name, dtype, int, num, text, label, json) in rows {
             let shown = match (num, text, label, json) {
+                _ if int.is_some() => int.map(|n| n.to_string()).unwrap_or_default(),
                 (Some(x), ..) => show_number(x, &dtype),
                 (_, Some(t), ..) => t,
                 (_, _, Some(l), _) => l,
@@ -227,10 +247,36 @@ impl Instance {
     }
 }
 
+/// Makes the label links of an artifact's categorical values match the
+/// values: links whose value was replaced go, links of new values come.
+/// Direct links (no feature) are left alone.
+fn relink_categorical(
+    tx: &rusqlite::Transaction<'_>,
+    artifact_id: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM artifact_label WHERE artifact_id = ?1 AND feature_id IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM artifact_feature_value v
+                         WHERE v.artifact_id = ?1 AND v.feature_id = artifact_label.feature_id
+                           AND v.value_label = artifact_label.label_id)",
+    )?
+    .execute([artifact_id])?;
+    tx.prepare_cached(
+        "INSERT INTO artifact_label (artifact_id, label_id, feature_id, created_at)
+         SELECT artifact_id, value_label, min(feature_id), ?2 FROM artifact_feature_value
+         WHERE artifact_id = ?1 AND value_label IS NOT NULL GROUP BY value_label
+         ON CONFLICT (artifact_id, label_id) DO NOTHING",
+    )?
+    .execute(params![artifact_id, now])?;
+    Ok(())
+}
+
 /// Renders a stored number by its dtype (dates back to text).
 fn show_number(x: f64, dtype: &str) -> String {
     let element = dtype.trim_start_matches("list[").trim_end_matches(']');
     match element {
+        // Ints written before they were stored exactly.
         "int" => format!("{}", x as i64),
         "bool" => (x != 0.0).to_string(),
         "date" => jiff::Timestamp::from_millisecond(x as i64)

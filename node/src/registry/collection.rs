@@ -50,15 +50,17 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Collection> {
 
 impl Instance {
     /// Creates collection `key` with `artifacts` (uids, prefixes or keys),
-    /// or appends them to its latest version, making a new version.
+    /// or appends them to its latest version, making a new version. A new
+    /// key close to an existing one (case, a typo) is refused unless
+    /// `force`.
     pub fn add_collection(
         &self,
         key: &str,
         artifacts: &[String],
         description: Option<&str>,
+        force: bool,
     ) -> Result<Added<Collection>> {
-        let key = key.trim().trim_end_matches('/');
-        validate_key(key)?;
+        let key = clean_key(key)?;
         if artifacts.is_empty() {
             return Err(Error::InvalidArgument(
                 "give at least one artifact (--artifact UID|KEY)".into(),
@@ -76,24 +78,24 @@ impl Instance {
         }
         let db = self.db_path();
         let tx = write_txn(&self.conn).db(&db)?;
-        let previous: Option<Collection> = tx
-            .prepare_cached(&format!("{SELECT} WHERE c.key = ?1 AND c.trashed_at IS NULL ORDER BY c.is_latest DESC, c.created_at DESC, c.id DESC LIMIT 1"))
-            .and_then(|mut s| s.query_row([key], from_row).optional())
-            .db(&db)?;
-        let mut members: Vec<(i64, String)> = match &previous {
-            Some(p) => tx
-                .prepare_cached(
-                    "SELECT a.id, a.hash FROM collection_artifact ca JOIN artifact a ON a.id = ca.artifact_id
-                     WHERE ca.collection_id = ?1 ORDER BY ca.position",
-                )
-                .and_then(|mut s| s.query_map([p.id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-                .db(&db)?,
+        let previous = latest_version(&tx, key).db(&db)?;
+        if previous.is_none()
+            && !force
+            && let Some(existing) = near_key(&tx, key).db(&db)?
+        {
+            return Err(Error::InvalidArgument(format!(
+                "collection key {key:?} is close to the existing {existing:?}; did you mean {existing:?}?\n  \
+                 hint: pass --force to create {key:?} anyway"
+            )));
+        }
+        let mut members = match &previous {
+            Some(p) => members_of(&tx, p.id).db(&db)?,
             None => Vec::new(),
         };
         let before = members.len();
         for a in &add {
             if !members.iter().any(|(id, _)| *id == a.id) {
-                members.push((a.id, a.hash.to_hex()));
+                members.push((a.id, a.hash.to_hex().to_string()));
             }
         }
         if let Some(p) = &previous
@@ -108,6 +110,158 @@ impl Instance {
                 )],
             });
         }
+        let id = self.write_version(&tx, key, previous.as_ref(), &members, description)?;
+        tx.commit().db(&db)?;
+        let mut notices = Vec::new();
+        if let Some(p) = &previous {
+            notices.push(format!(
+                "new version of {} with {} more artifact(s)",
+                p.uid,
+                members.len() - before
+            ));
+        }
+        Ok(Added {
+            record: self.collection_by_id(id)?,
+            created: true,
+            notices,
+        })
+    }
+
+    /// Removes `artifacts` from collection `key`, making a new version.
+    pub fn remove_from_collection(
+        &self,
+        key: &str,
+        artifacts: &[String],
+    ) -> Result<Added<Collection>> {
+        let key = clean_key(key)?;
+        let mut remove = Vec::new();
+        for a in artifacts {
+            remove.push(self.get(a)?);
+        }
+        let db = self.db_path();
+        let tx = write_txn(&self.conn).db(&db)?;
+        let previous = self.existing_version(&tx, key)?;
+        let mut members = members_of(&tx, previous.id).db(&db)?;
+        for a in &remove {
+            if !members.iter().any(|(id, _)| *id == a.id) {
+                return Err(Error::InvalidArgument(format!(
+                    "artifact {} ({}) is not in collection {key:?}; `labmesh collection show {key}` lists its members",
+                    a.uid,
+                    a.label()
+                )));
+            }
+        }
+        members.retain(|(id, _)| !remove.iter().any(|a| a.id == *id));
+        if members.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "removing them would leave collection {key:?} empty; a collection has at least one artifact"
+            )));
+        }
+        let id = self.write_version(&tx, key, Some(&previous), &members, None)?;
+        tx.commit().db(&db)?;
+        Ok(Added {
+            record: self.collection_by_id(id)?,
+            created: true,
+            notices: vec![format!(
+                "new version of {} without {} artifact(s)",
+                previous.uid,
+                remove.len()
+            )],
+        })
+    }
+
+    /// Puts the members of collection `key` in the order of `artifacts`
+    /// (every member, once), making a new version.
+    pub fn reorder_collection(&self, key: &str, artifacts: &[String]) -> Result<Added<Collection>> {
+        let key = clean_key(key)?;
+        let mut order: Vec<Artifact> = Vec::new();
+        for a in artifacts {
+            let artifact = self.get(a)?;
+            if order.iter().any(|x| x.id == artifact.id) {
+                return Err(Error::InvalidArgument(format!(
+                    "artifact {} is listed twice; give each member once, in the new order",
+                    artifact.uid
+                )));
+            }
+            order.push(artifact);
+        }
+        let db = self.db_path();
+        let tx = write_txn(&self.conn).db(&db)?;
+        let previous = self.existing_version(&tx, key)?;
+        let members = members_of(&tx, previous.id).db(&db)?;
+        if let Some(stranger) = order
+            .iter()
+            .find(|a| !members.iter().any(|(id, _)| *id == a.id))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "artifact {} is not in collection {key:?}; `labmesh collection add` adds it",
+                stranger.uid
+            )));
+        }
+        if order.len() != members.len() {
+            let missing: Vec<String> = members
+                .iter()
+                .filter(|(id, _)| !order.iter().any(|a| a.id == *id))
+                .map(|(id, _)| self.artifact_by_id(*id).map(|a| a.uid))
+                .collect::<Result<_>>()?;
+            return Err(Error::InvalidArgument(format!(
+                "give every member of collection {key:?} in the new order; missing: {}",
+                missing.join(", ")
+            )));
+        }
+        let reordered: Vec<(i64, String)> = order
+            .iter()
+            .map(|a| (a.id, a.hash.to_hex().to_string()))
+            .collect();
+        if reordered == members {
+            tx.commit().db(&db)?;
+            return Ok(Added {
+                record: self.collection_by_id(previous.id)?,
+                created: false,
+                notices: vec![format!("collection {key:?} is already in this order")],
+            });
+        }
+        let id = self.write_version(&tx, key, Some(&previous), &reordered, None)?;
+        tx.commit().db(&db)?;
+        Ok(Added {
+            record: self.collection_by_id(id)?,
+            created: true,
+            notices: vec![format!("new version of {} in the new order", previous.uid)],
+        })
+    }
+
+    /// Every version of a collection (by key, uid or uid prefix), oldest first.
+    pub fn collection_versions(&self, query: &str) -> Result<Vec<Collection>> {
+        let c = self.collection(query)?;
+        self.conn
+            .prepare_cached(&format!(
+                "{SELECT} WHERE substr(c.uid, 1, {STEM_LEN}) = ?1 ORDER BY c.created_at, c.id"
+            ))
+            .and_then(|mut s| s.query_map([uid::stem(&c.uid)], from_row)?.collect())
+            .db(&self.db_path())
+    }
+
+    /// The latest live version of `key`, or an error saying there is none.
+    fn existing_version(&self, tx: &rusqlite::Transaction<'_>, key: &str) -> Result<Collection> {
+        latest_version(tx, key).db(&self.db_path())?.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no collection {key:?}; `labmesh collection ls` lists them"
+            ))
+        })
+    }
+
+    /// Writes a new version of `key` with `members` (id, hash), after
+    /// `previous` if any; moves `is_latest`, the search index and the
+    /// shared document with it. Returns the new row's id.
+    fn write_version(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        key: &str,
+        previous: Option<&Collection>,
+        members: &[(i64, String)],
+        description: Option<&str>,
+    ) -> Result<i64> {
+        let db = self.db_path();
         let hash = blake3::hash(
             members
                 .iter()
@@ -118,7 +272,7 @@ impl Instance {
         )
         .to_hex()
         .to_string();
-        let (uid, revises_id, created_at) = match &previous {
+        let (uid, revises_id, created_at) = match previous {
             Some(p) => (
                 uid::new_version(uid::stem(&p.uid)),
                 Some(p.id),
@@ -126,13 +280,14 @@ impl Instance {
             ),
             None => (uid::new_family(), None, now_ms()),
         };
+        let description = description.or(previous.and_then(|p| p.description.as_deref()));
         tx.execute(
             "INSERT INTO collection (uid, key, description, hash, n_artifacts, revises_id, is_latest, created_at, created_by, origin_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9)",
             params![
                 uid,
                 key,
-                description.or(previous.as_ref().and_then(|p| p.description.as_deref())),
+                description,
                 hash,
                 members.len() as i64,
                 revises_id,
@@ -160,32 +315,19 @@ impl Instance {
             params![uid::stem(&uid), id],
         )
         .db(&db)?;
-        if let Some(p) = &previous {
+        if let Some(p) = previous {
             let mut texts = vec![("key", p.key.as_str())];
             if let Some(d) = &p.description {
                 texts.push(("description", d.as_str()));
             }
-            unindex(&tx, "collection", p.id, &texts).db(&db)?;
+            unindex(tx, "collection", p.id, &texts).db(&db)?;
         }
-        index_text(&tx, "collection", id, "key", key).db(&db)?;
+        index_text(tx, "collection", id, "key", key).db(&db)?;
         if let Some(d) = description {
-            index_text(&tx, "collection", id, "description", d).db(&db)?;
+            index_text(tx, "collection", id, "description", d).db(&db)?;
         }
-        self.share_collection(&tx, id)?;
-        tx.commit().db(&db)?;
-        let mut notices = Vec::new();
-        if let Some(p) = &previous {
-            notices.push(format!(
-                "new version of {} with {} more artifact(s)",
-                p.uid,
-                members.len() - before
-            ));
-        }
-        Ok(Added {
-            record: self.collection_by_id(id)?,
-            created: true,
-            notices,
-        })
+        self.share_collection(tx, id)?;
+        Ok(id)
     }
 
     /// A collection by uid, uid prefix (its family's latest version) or key.
@@ -248,4 +390,55 @@ impl Instance {
             .and_then(|mut s| s.query_row([id], from_row))
             .db(&self.db_path())
     }
+}
+
+/// A collection key, trimmed and checked.
+fn clean_key(key: &str) -> Result<&str> {
+    let key = key.trim().trim_end_matches('/');
+    validate_key(key)?;
+    Ok(key)
+}
+
+/// The latest live version of `key`.
+fn latest_version(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<Collection>> {
+    conn.prepare_cached(&format!(
+        "{SELECT} WHERE c.key = ?1 AND c.trashed_at IS NULL ORDER BY c.is_latest DESC, c.created_at DESC, c.id DESC LIMIT 1"
+    ))?
+    .query_row([key], from_row)
+    .optional()
+}
+
+/// A version's members in order, as (artifact id, content hash).
+fn members_of(
+    conn: &rusqlite::Connection,
+    collection_id: i64,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    conn.prepare_cached(
+        "SELECT a.id, a.hash FROM collection_artifact ca JOIN artifact a ON a.id = ca.artifact_id
+         WHERE ca.collection_id = ?1 ORDER BY ca.position",
+    )?
+    .query_map([collection_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// A live collection key that differs from `key` only in case, or by a
+/// typo (one edit; members of a series like `plate1`/`plate2` are not
+/// typos). Every candidate is a look-up in the `lower(key)` index.
+fn near_key(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    let lower = key.to_lowercase();
+    let mut probe = conn.prepare_cached(
+        "SELECT key FROM collection WHERE lower(key) = ?1 AND trashed_at IS NULL LIMIT 1",
+    )?;
+    if let Some(k) = probe.query_row([&lower], |r| r.get(0)).optional()? {
+        return Ok(Some(k));
+    }
+    for candidate in crate::search::one_edit_variants(&lower) {
+        if !crate::similar::is_near(&lower, &candidate) {
+            continue;
+        }
+        if let Some(k) = probe.query_row([&candidate], |r| r.get(0)).optional()? {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
 }

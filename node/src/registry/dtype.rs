@@ -112,6 +112,9 @@ impl FromStr for Dtype {
 /// A parsed scalar value, before categorical values are resolved to labels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {
+    /// An int, exact over all of i64.
+    Int(i64),
+    /// A float, bool (0/1), date or datetime (unix ms).
     Num(f64),
     Text(String),
     Json(String),
@@ -146,7 +149,7 @@ fn parse_scalar(feature: &str, dtype: &Dtype, raw: &str) -> Result<Scalar> {
         Error::InvalidArgument(format!("feature {feature} is {dtype}: {v:?} is not {what}"))
     };
     Ok(match dtype {
-        Dtype::Int => Scalar::Num(v.parse::<i64>().map_err(|_| wrong("an integer"))? as f64),
+        Dtype::Int => Scalar::Int(v.parse::<i64>().map_err(|_| wrong("an integer"))?),
         Dtype::Float => {
             let x: f64 = v.parse().map_err(|_| wrong("a number"))?;
             if !x.is_finite() {
@@ -240,6 +243,11 @@ mod tests {
             "feature temperature is float: \"warm\" is not a number"
         );
         assert!(parse_value("n", &Dtype::Int, "3.5").is_err());
+        assert_eq!(
+            parse_value("n", &Dtype::Int, "9007199254740993").unwrap(),
+            vec![Scalar::Int(9_007_199_254_740_993)],
+            "ints above 2^53 stay exact"
+        );
         assert_eq!(
             parse_value("b", &Dtype::Bool, "yes").unwrap(),
             vec![Scalar::Num(1.0)]

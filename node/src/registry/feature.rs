@@ -36,6 +36,9 @@ impl Feature {
     }
 }
 
+/// (id, name, dtype, unit, description) of a stored feature.
+type StoredRow = (i64, String, String, Option<String>, Option<String>);
+
 #[derive(Clone, Debug, Default)]
 pub struct FeatureSpec {
     pub name: String,
@@ -47,51 +50,125 @@ pub struct FeatureSpec {
 }
 
 impl Instance {
-    /// Adds a feature, or returns the existing one with the same name if its
-    /// dtype agrees (a different dtype is refused: values would not fit).
+    /// Adds a feature, or returns the existing one with the same name if
+    /// it agrees: a different dtype, unit or description is refused (values
+    /// recorded under the old ones would change meaning), new synonyms are
+    /// added to it.
     pub fn add_feature(&self, spec: &FeatureSpec) -> Result<Added<Feature>> {
         let db = self.db_path();
         let name = clean_name("feature", &spec.name)?;
         let dtype: Dtype = spec.dtype.parse()?;
+        let unit = spec
+            .unit
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        let description = spec
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
         let tx = write_txn(&self.conn).db(&db)?;
-        let existing: Option<(i64, String, String)> = tx
-            .prepare_cached("SELECT id, name, dtype FROM feature WHERE name_fold = ?1")
+        let existing: Option<StoredRow> = tx
+            .prepare_cached(
+                "SELECT id, name, dtype, unit, description FROM feature WHERE name_fold = ?1",
+            )
             .and_then(|mut s| {
-                s.query_row([fold(&name)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
+                s.query_row([fold(&name)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()
             })
             .db(&db)?;
-        if let Some((id, stored, stored_dtype)) = existing {
+        if let Some((id, stored, stored_dtype, stored_unit, stored_description)) = existing {
+            let differs = |what: &str, old: &str, new: &str, flag: &str| {
+                Error::InvalidArgument(format!(
+                    "feature {stored:?} already exists with {what} {old}, not {new}; values recorded \
+                     under it would change meaning\n  hint: leave out {flag} to use it as it is, \
+                     or choose another name for a different kind of value"
+                ))
+            };
             if stored_dtype != dtype.to_string() {
-                return Err(Error::InvalidArgument(format!(
-                    "feature {stored:?} already exists with dtype {stored_dtype}, not {dtype}; \
-                     choose another name for a different kind of value"
-                )));
+                return Err(differs(
+                    "dtype",
+                    &stored_dtype,
+                    &dtype.to_string(),
+                    "--dtype",
+                ));
+            }
+            if let Some(new) = unit
+                && stored_unit.as_deref() != Some(new)
+            {
+                let old = stored_unit
+                    .as_deref()
+                    .map_or("(none)".to_string(), |u| format!("{u:?}"));
+                return Err(differs("unit", &old, &format!("{new:?}"), "--unit"));
+            }
+            let mut notices = vec![format!("feature {stored:?} already exists; returning it")];
+            match (stored_description.as_deref(), description) {
+                (Some(old), Some(new)) if old != new => {
+                    return Err(differs(
+                        "description",
+                        &format!("{old:?}"),
+                        &format!("{new:?}"),
+                        "--description",
+                    ));
+                }
+                (None, Some(new)) => {
+                    tx.execute(
+                        "UPDATE feature SET description = ?1 WHERE id = ?2",
+                        params![new, id],
+                    )
+                    .db(&db)?;
+                    index_text(&tx, TAG, id, "description", new).db(&db)?;
+                    notices.push("added its description".into());
+                }
+                _ => {}
+            }
+            let known = synonyms_of(&tx, TAG, id).db(&db)?;
+            let new: Vec<String> = spec
+                .synonyms
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty() && !known.iter().any(|k| fold(k) == fold(s)))
+                .collect();
+            if !new.is_empty() {
+                self.check_feature_synonyms(&tx, id, &new)?;
+                notices.push(format!("added synonym(s) {}", new.join(", ")));
+                let mut all = known;
+                all.extend(new);
+                set_synonyms(&tx, TAG, id, &all).db(&db)?;
             }
             tx.commit().db(&db)?;
             return Ok(Added {
                 record: self.feature_by_id(id)?,
                 created: false,
-                notices: vec![format!("feature {stored:?} already exists; returning it")],
+                notices,
             });
         }
-        if !spec.force {
-            let mut near = near_names(&tx, "feature", "", None, &name).db(&db)?;
-            // A new name that is an existing feature's synonym is the same feature.
-            let by_synonym: Option<String> = tx
-                .prepare_cached(
-                    "SELECT f.name FROM synonym s JOIN feature f ON f.id = s.record_id WHERE s.registry = 'feature' AND s.fold = ?1",
-                )
-                .and_then(|mut s| s.query_row([fold(&name)], |r| r.get(0)).optional())
-                .db(&db)?;
-            near.extend(by_synonym);
-            if let Some(first) = near.first() {
-                return Err(Error::InvalidArgument(format!(
-                    "feature {name:?} is close to the existing {first:?}; did you mean {first:?}?\n  \
-                     hint: pass --force to create {name:?} anyway"
-                )));
-            }
+        // A new name that is an existing feature's synonym would mean two
+        // features: refused even with --force.
+        let by_synonym: Option<String> = tx
+            .prepare_cached(
+                "SELECT f.name FROM synonym s JOIN feature f ON f.id = s.record_id WHERE s.registry = 'feature' AND s.fold = ?1",
+            )
+            .and_then(|mut s| s.query_row([fold(&name)], |r| r.get(0)).optional())
+            .db(&db)?;
+        if let Some(other) = by_synonym {
+            return Err(Error::InvalidArgument(format!(
+                "{name:?} is already a synonym of feature {other:?}; one name cannot mean two features\n  \
+                 hint: use {other:?} (`labmesh feature ls`)"
+            )));
         }
+        if !spec.force
+            && let Some(first) = near_names(&tx, "feature", "", None, &name).db(&db)?.first()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "feature {name:?} is close to the existing {first:?}; did you mean {first:?}?\n  \
+                 hint: pass --force to create {name:?} anyway"
+            )));
+        }
+        self.check_feature_synonyms(&tx, 0, &spec.synonyms)?;
         tx.prepare_cached(
             "INSERT INTO feature (uid, name, name_fold, dtype, unit, description, created_at, created_by, origin_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -102,8 +179,8 @@ impl Instance {
                 name,
                 fold(&name),
                 dtype.to_string(),
-                spec.unit,
-                spec.description,
+                unit,
+                description,
                 now_ms(),
                 self.user_id,
                 self.self_node_id
@@ -112,6 +189,9 @@ impl Instance {
         .db(&db)?;
         let id = tx.last_insert_rowid();
         index_text(&tx, TAG, id, "name", &name).db(&db)?;
+        if let Some(d) = description {
+            index_text(&tx, TAG, id, "description", d).db(&db)?;
+        }
         set_synonyms(&tx, TAG, id, &spec.synonyms).db(&db)?;
         tx.commit().db(&db)?;
         Ok(Added {
@@ -119,6 +199,32 @@ impl Instance {
             created: true,
             notices: Vec::new(),
         })
+    }
+
+    /// A synonym must not be another feature's name or synonym (`id`: the
+    /// feature the synonyms are for, 0 for a new one).
+    fn check_feature_synonyms(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: i64,
+        synonyms: &[String],
+    ) -> Result<()> {
+        for s in synonyms.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let taken: Option<String> = tx
+                .prepare_cached(
+                    "SELECT name FROM feature WHERE name_fold = ?1 AND id != ?2
+                     UNION SELECT f.name FROM synonym y JOIN feature f ON f.id = y.record_id
+                     WHERE y.registry = 'feature' AND y.fold = ?1 AND f.id != ?2",
+                )
+                .and_then(|mut st| st.query_row(params![fold(s), id], |r| r.get(0)).optional())
+                .db(&self.db_path())?;
+            if let Some(other) = taken {
+                return Err(Error::InvalidArgument(format!(
+                    "synonym {s:?} already names feature {other:?}; one name cannot mean two features"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A feature by uid, name or synonym.
@@ -139,10 +245,13 @@ impl Instance {
 
     pub(crate) fn feature_id_in(&self, conn: &rusqlite::Connection, query: &str) -> Result<i64> {
         let q = query.trim();
+        // A name wins over a synonym.
         let found: Option<i64> = conn
             .prepare_cached(
-                "SELECT id FROM feature WHERE uid = ?1 OR name_fold = ?2
-                 UNION SELECT record_id FROM synonym WHERE registry = 'feature' AND fold = ?2 LIMIT 1",
+                "SELECT id FROM (
+                     SELECT id, 0 AS rank FROM feature WHERE uid = ?1 OR name_fold = ?2
+                     UNION ALL SELECT record_id, 1 FROM synonym WHERE registry = 'feature' AND fold = ?2)
+                 ORDER BY rank LIMIT 1",
             )
             .and_then(|mut s| s.query_row(params![q, fold(q)], |r| r.get(0)).optional())
             .db(&self.db_path())?;

@@ -54,27 +54,57 @@ impl Instance {
         let type_ = spec
             .type_
             .as_deref()
-            .map(|t| clean_name("label type", t))
+            .map(clean_type)
             .transpose()?
             .unwrap_or_default();
+        let description = spec
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
         let tx = write_txn(&self.conn).db(&db)?;
         let mut notices = Vec::new();
-        let existing: Option<(i64, String)> = tx
-            .prepare_cached("SELECT id, name FROM ulabel WHERE type = ?1 AND name_fold = ?2")
+        let existing: Option<(i64, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT id, name, description FROM ulabel WHERE type = ?1 AND name_fold = ?2",
+            )
             .and_then(|mut s| {
-                s.query_row(params![type_, fold(&name)], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
+                s.query_row(params![type_, fold(&name)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
             })
             .db(&db)?;
         let (id, created) = match existing {
-            Some((id, stored)) => {
+            Some((id, stored, stored_description)) => {
                 notices.push(format!(
                     "label {stored:?}{} already exists; returning it",
                     type_note(&type_)
                 ));
+                match (stored_description.as_deref(), description) {
+                    (Some(old), Some(new)) if old != new => {
+                        return Err(Error::InvalidArgument(format!(
+                            "label {stored:?}{} already exists with description {old:?}, not {new:?}\n  \
+                             hint: leave out --description to use it as it is",
+                            type_note(&type_)
+                        )));
+                    }
+                    (None, Some(new)) => {
+                        tx.execute(
+                            "UPDATE ulabel SET description = ?1 WHERE id = ?2",
+                            params![new, id],
+                        )
+                        .db(&db)?;
+                        index_text(&tx, TAG, id, "description", new).db(&db)?;
+                        notices.push("added its description".into());
+                    }
+                    _ => {}
+                }
                 (id, false)
             }
             None => {
+                // Not even --force may make a name mean two labels.
+                self.refuse_synonym_as_name(&tx, &name, &type_)?;
                 if !spec.force {
                     self.refuse_near_labels(&tx, &name, &type_)?;
                 }
@@ -88,7 +118,7 @@ impl Instance {
                         name,
                         fold(&name),
                         type_,
-                        spec.description,
+                        description,
                         now_ms(),
                         self.user_id,
                         self.self_node_id
@@ -97,6 +127,9 @@ impl Instance {
                 .db(&db)?;
                 let id = tx.last_insert_rowid();
                 index_text(&tx, TAG, id, "name", &name).db(&db)?;
+                if let Some(d) = description {
+                    index_text(&tx, TAG, id, "description", d).db(&db)?;
+                }
                 (id, true)
             }
         };
@@ -143,6 +176,9 @@ impl Instance {
         let db = self.db_path();
         let tx = write_txn(&self.conn).db(&db)?;
         let now = now_ms();
+        let before: i64 = tx
+            .query_row("SELECT coalesce(max(id), 0) FROM ulabel", [], |r| r.get(0))
+            .db(&db)?;
         let mut created: Vec<(i64, String)> = Vec::new();
         {
             let mut insert = tx
@@ -152,12 +188,27 @@ impl Instance {
                 )
                 .db(&db)?;
             // In (name, type) order, the unique index fills sequentially.
-            let mut rows: Vec<(String, String, &str)> = Vec::with_capacity(labels.len());
+            let mut rows: Vec<(String, String, String)> = Vec::with_capacity(labels.len());
+            let mut last_type: Option<(&str, String)> = None;
             for (name, type_) in labels {
                 let name = clean_name("label", name)?;
-                rows.push((fold(&name), name, type_.as_deref().unwrap_or("").trim()));
+                let raw = type_.as_deref().unwrap_or("");
+                // Most imports have one type: check it once.
+                let type_ = match &last_type {
+                    Some((r, t)) if *r == raw => t.clone(),
+                    _ => {
+                        let t = if raw.trim().is_empty() {
+                            String::new()
+                        } else {
+                            clean_type(raw)?
+                        };
+                        last_type = Some((raw, t.clone()));
+                        t
+                    }
+                };
+                rows.push((fold(&name), name, type_));
             }
-            rows.sort_unstable_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+            rows.sort_unstable_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
             for (folded, name, type_) in rows {
                 let n = insert
                     .execute(params![
@@ -180,6 +231,27 @@ impl Instance {
             .map(|(id, name)| (*id, "name", name.as_str()))
             .collect();
         crate::search::index::index_bulk(&tx, TAG, &entries).db(&db)?;
+        // A new name that is a synonym of another label of its type would
+        // make the name mean two labels: refuse the whole import. Driven by
+        // the synonyms (few), each a look-up in the (name, type) index.
+        let clash: Option<(String, String, String)> = tx
+            .query_row(
+                "SELECT l.name, o.name, o.type FROM synonym s
+                 JOIN ulabel o ON o.id = s.record_id
+                 JOIN ulabel l ON l.name_fold = s.fold AND l.type = o.type
+                 WHERE s.registry = 'ulabel' AND l.id > ?1 LIMIT 1",
+                [before],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .db(&db)?;
+        if let Some((name, other, type_)) = clash {
+            return Err(Error::InvalidArgument(format!(
+                "label {name:?}{} is already a synonym of label {other:?}; one name cannot mean two labels \
+                 (nothing was imported)\n  hint: leave {name:?} out, or use {other:?}",
+                type_note(&type_)
+            )));
+        }
         tx.commit().db(&db)?;
         Ok(created.len())
     }
@@ -248,7 +320,11 @@ impl Instance {
         })
     }
 
-    /// Resolves a label reference inside a transaction (or on the connection).
+    /// Resolves a label reference inside a transaction (or on the
+    /// connection): a uid, `type:name`, or a name (or synonym). Names may
+    /// contain ':' themselves (ontology ids like `CL:0000236`), so both
+    /// readings are tried; a name used by labels of several types is
+    /// ambiguous.
     pub(crate) fn label_id_in(&self, conn: &rusqlite::Connection, query: &str) -> Result<i64> {
         let db = self.db_path();
         let q = query.trim();
@@ -261,28 +337,26 @@ impl Instance {
                 return Ok(id);
             }
         }
-        let (type_, name) = match q.split_once(':') {
-            Some((t, n)) if !t.trim().is_empty() && !n.trim().is_empty() => {
-                (Some(t.trim()), n.trim())
+        let mut matches: Vec<(i64, String, String)> = Vec::new();
+        if let Some((t, n)) = q.split_once(':')
+            && !t.trim().is_empty()
+            && !n.trim().is_empty()
+        {
+            matches = labels_named(conn, Some(t.trim()), n.trim()).db(&db)?;
+        }
+        for m in labels_named(conn, None, q).db(&db)? {
+            if !matches.iter().any(|x| x.0 == m.0) {
+                matches.push(m);
             }
-            _ => (None, q),
-        };
-        let matches: Vec<(i64, String)> = conn
-            .prepare_cached(
-                "SELECT id, type FROM ulabel WHERE name_fold = ?1 AND (?2 IS NULL OR type = ?2) AND trashed_at IS NULL
-                 UNION
-                 SELECT l.id, l.type FROM synonym s JOIN ulabel l ON l.id = s.record_id
-                 WHERE s.registry = 'ulabel' AND s.fold = ?1 AND (?2 IS NULL OR l.type = ?2) AND l.trashed_at IS NULL",
-            )
-            .and_then(|mut s| s.query_map(params![fold(name), type_], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-            .db(&db)?;
+        }
         match matches.as_slice() {
-            [(id, _)] => Ok(*id),
+            [(id, ..)] => Ok(*id),
             [] => {
                 let near = self
-                    .search(crate::search::Registry::Label, name, 1)
+                    .search(crate::search::Registry::Label, q, 1)
                     .ok()
-                    .and_then(|h| h.into_iter().next());
+                    .and_then(|h| h.into_iter().next())
+                    .filter(|h| fold(&h.name) != fold(q));
                 Err(Error::InvalidArgument(format!(
                     "no label {q:?}{}",
                     near.map(|h| format!("; did you mean {:?}?", h.name))
@@ -290,17 +364,40 @@ impl Instance {
                 )))
             }
             several => Err(Error::InvalidArgument(format!(
-                "label {q:?} exists with several types ({}); write it as type:name",
+                "label {q:?} is ambiguous: it names {}; write it as type:name",
                 several
                     .iter()
-                    .map(|(_, t)| if t.is_empty() {
-                        "untyped".to_string()
+                    .map(|(_, t, n)| if t.is_empty() {
+                        format!("{n:?} (untyped)")
                     } else {
-                        t.clone()
+                        format!("{t}:{n}")
                     })
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
+        }
+    }
+
+    /// Refuses a new name that is already a synonym of a label of the
+    /// same type: the name would then mean two labels.
+    fn refuse_synonym_as_name(&self, tx: &Transaction<'_>, name: &str, type_: &str) -> Result<()> {
+        let owner: Option<String> = tx
+            .prepare_cached(
+                "SELECT l.name FROM synonym y JOIN ulabel l ON l.id = y.record_id
+                 WHERE y.registry = 'ulabel' AND y.fold = ?1 AND l.type = ?2 LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![fold(name), type_], |r| r.get(0))
+                    .optional()
+            })
+            .db(&self.db_path())?;
+        match owner {
+            Some(other) => Err(Error::InvalidArgument(format!(
+                "{name:?} is already a synonym of label {other:?}{}; one name cannot mean two labels\n  \
+                 hint: use {other:?} (`labmesh label show {other:?}`)",
+                type_note(type_)
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -392,6 +489,46 @@ fn add_parent_edge(tx: &Transaction<'_>, child: i64, parent: i64) -> Result<()> 
         .and_then(|mut s| s.execute(params![child, parent]))
         .map(|_| ())
         .map_err(map)
+}
+
+/// Live labels called `name` (of `type_`, if given) as (id, type, name):
+/// by name, or, when no name matches, by synonym — a canonical name wins
+/// over a synonym.
+fn labels_named(
+    conn: &rusqlite::Connection,
+    type_: Option<&str>,
+    name: &str,
+) -> rusqlite::Result<Vec<(i64, String, String)>> {
+    let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+    let by_name: Vec<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT id, type, name FROM ulabel
+             WHERE name_fold = ?1 AND (?2 IS NULL OR type = ?2) AND trashed_at IS NULL",
+        )?
+        .query_map(params![fold(name), type_], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    if !by_name.is_empty() {
+        return Ok(by_name);
+    }
+    conn.prepare_cached(
+        "SELECT l.id, l.type, l.name FROM synonym s JOIN ulabel l ON l.id = s.record_id
+         WHERE s.registry = 'ulabel' AND s.fold = ?1 AND (?2 IS NULL OR l.type = ?2) AND l.trashed_at IS NULL",
+    )?
+    .query_map(params![fold(name), type_], row)?
+    .collect()
+}
+
+/// Checks a label type: a name without ':' (which separates type and
+/// name in `type:name`).
+fn clean_type(type_: &str) -> Result<String> {
+    let t = clean_name("label type", type_)?;
+    if t.contains(':') {
+        return Err(Error::InvalidArgument(format!(
+            "label type {t:?} contains ':', which separates type and name in type:name; \
+             choose a type without it"
+        )));
+    }
+    Ok(t)
 }
 
 fn type_note(type_: &str) -> String {

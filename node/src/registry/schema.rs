@@ -130,6 +130,9 @@ impl Instance {
             .db(&db)?;
         }
         index_text(&tx, "schema", id, "name", &name).db(&db)?;
+        if let Some(d) = description {
+            index_text(&tx, "schema", id, "description", d).db(&db)?;
+        }
         tx.commit().db(&db)?;
         Ok(Added {
             record: self.schema_by_id(id)?,
@@ -155,6 +158,16 @@ impl Instance {
                 "no schema {query:?}; `labmesh schema add` creates one"
             ))),
         }
+    }
+
+    /// Every schema, by name.
+    pub fn schemas(&self) -> Result<Vec<Schema>> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM schema ORDER BY name_fold")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .db(&self.db_path())?;
+        ids.into_iter().map(|id| self.schema_by_id(id)).collect()
     }
 
     fn schema_by_id(&self, id: i64) -> Result<Schema> {

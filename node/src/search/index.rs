@@ -7,17 +7,41 @@
 
 use rusqlite::{Connection, params};
 
-/// Splits text into its distinct folded words: lowercase runs of letters
-/// and digits ("Liver_Tissue-2" -> "liver", "tissue", "2").
+use crate::similar::strip_accents;
+
+/// Splits text into its distinct folded words, sorted: lowercase runs of
+/// letters and digits with accents folded away ("Liver_Tissue-2" ->
+/// "2", "liver", "tissue"; "Épithélium" -> "epithelium").
 pub fn words(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let mut out = words_in_order(text);
     out.sort_unstable();
-    out.dedup();
     out
+}
+
+/// The distinct folded words of `text` in the order they first appear
+/// (search treats the last one typed as a prefix).
+pub fn words_in_order(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let folded = strip_accents(&lower);
+    // Names have a few words: a linear check; long descriptions: a set.
+    let mut kept: Vec<&str> = Vec::new();
+    let mut seen: Option<std::collections::HashSet<&str>> = None;
+    for w in folded.split(|c: char| !c.is_alphanumeric()) {
+        if w.is_empty() {
+            continue;
+        }
+        let new = match &mut seen {
+            Some(set) => set.insert(w),
+            None => !kept.contains(&w),
+        };
+        if new {
+            kept.push(w);
+            if seen.is_none() && kept.len() > 16 {
+                seen = Some(kept.iter().copied().collect());
+            }
+        }
+    }
+    kept.into_iter().map(str::to_string).collect()
 }
 
 /// The code of a registry tag in `search_word`.
@@ -141,13 +165,14 @@ pub fn unindex(
 
 #[cfg(test)]
 mod tests {
-    use super::words;
+    use super::{words, words_in_order};
 
     #[test]
     fn words_are_folded_and_distinct() {
         assert_eq!(words("Liver_Tissue-2 liver"), ["2", "liver", "tissue"]);
         assert_eq!(words("raw/plate1.parquet"), ["parquet", "plate1", "raw"]);
         assert_eq!(words("  "), Vec::<String>::new());
-        assert_eq!(words("Épithélium"), ["épithélium"]);
+        assert_eq!(words("Épithélium"), ["epithelium"]);
+        assert_eq!(words_in_order("cell Alpha cell"), ["cell", "alpha"]);
     }
 }

@@ -1,13 +1,19 @@
 //! Ranked, typo-tolerant search over a registry's text fields.
 //!
 //! Ranking, best first: exact name > synonym > whole word > prefix >
-//! contains > fuzzy (one or two edits away), case-insensitive. Every tier is
-//! an index look-up: names and synonyms by their folded form, words
-//! through `search_word`, substrings through the trigram index over the
-//! vocabulary, and typos by probing the vocabulary with the query's
-//! one-edit neighbours — so no tier scans the registry's rows.
+//! contains > fuzzy (one edit away, two for words of 8+ characters),
+//! case- and accent-insensitive. Every tier is an index look-up: names and
+//! synonyms by their folded form, words through `search_word`, substrings
+//! through the trigram index over the vocabulary, and typos through the
+//! vocabulary words near the query's — so no tier scans the registry's
+//! rows. A query of several words needs every word to match (the last one
+//! typed may be the start of a word), and each tier counts live records
+//! only, so old versions and trashed rows never crowd out live ones.
 
+pub mod explain;
+pub mod fuzzy;
 pub mod index;
+mod tiers;
 pub mod vocabulary;
 
 use std::collections::HashMap;
@@ -18,6 +24,8 @@ use serde::Serialize;
 use crate::error::{DbContext, Error, Result};
 use crate::instance::Instance;
 use crate::similar::fold;
+pub use fuzzy::one_edit_variants;
+use tiers::Matcher;
 
 /// Registries that can be searched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -57,31 +65,35 @@ impl Registry {
         }
     }
 
-    /// The folded-name expression its exact and prefix look-ups use (each
-    /// backed by an index).
-    fn name_expr(self) -> &'static str {
+    /// The folded-name expression on table alias `t` that exact and
+    /// prefix look-ups use (each backed by an index).
+    fn name_on(self, t: &str) -> String {
         match self {
-            Registry::Artifact | Registry::Collection => "lower(key)",
-            _ => "name_fold",
+            Registry::Artifact | Registry::Collection => format!("lower({t}.key)"),
+            _ => format!("{t}.name_fold"),
         }
     }
 
+    /// Name and detail columns of hits, on table alias `t`.
     fn display(self) -> &'static str {
         match self {
-            Registry::Label => "name, CASE WHEN type = '' THEN NULL ELSE 'type ' || type END",
-            Registry::Feature => "name, dtype || coalesce(' [' || unit || ']', '')",
-            Registry::Artifact => "key, description",
-            Registry::Collection => "key, description",
-            Registry::Schema => "name, n_features || ' features'",
+            Registry::Label => "t.name, CASE WHEN t.type = '' THEN NULL ELSE 'type ' || t.type END",
+            Registry::Feature => "t.name, t.dtype || coalesce(' [' || t.unit || ']', '')",
+            Registry::Artifact => "t.key, t.description",
+            Registry::Collection => "t.key, t.description",
+            Registry::Schema => "t.name, t.n_features || ' features'",
         }
     }
 
-    /// Rows that count: live, and the latest version for versioned ones.
-    fn live(self) -> &'static str {
+    /// Rows that count, on table alias `t`: live, and the latest version
+    /// for versioned registries.
+    fn live_on(self, t: &str) -> String {
         match self {
-            Registry::Artifact | Registry::Collection => "trashed_at IS NULL AND is_latest = 1",
-            Registry::Schema => "1",
-            _ => "trashed_at IS NULL",
+            Registry::Artifact | Registry::Collection => {
+                format!("{t}.trashed_at IS NULL AND {t}.is_latest = 1")
+            }
+            Registry::Schema => "1".into(),
+            _ => format!("{t}.trashed_at IS NULL"),
         }
     }
 }
@@ -133,9 +145,6 @@ pub struct SearchHit {
     pub distance: u32,
 }
 
-/// At most this many candidates per tier are ranked.
-const TIER_CAP: usize = 1000;
-
 impl Instance {
     /// The best `limit` matches of `query` in `registry`.
     pub fn search(&self, registry: Registry, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
@@ -143,93 +152,121 @@ impl Instance {
         if q.is_empty() {
             return Err(Error::InvalidArgument("the search query is empty".into()));
         }
-        let mut best: HashMap<i64, (Tier, u32)> = HashMap::new();
-        let add =
-            |best: &mut HashMap<i64, (Tier, u32)>, ids: Vec<i64>, tier: Tier, distance: u32| {
-                for id in ids {
-                    let e = best.entry(id).or_insert((tier, distance));
-                    if (tier, distance) < *e {
-                        *e = (tier, distance);
-                    }
-                }
-            };
-        let (table, tag, name) = (registry.table(), registry.tag(), registry.name_expr());
-        let code = index::registry_code(tag);
-        let words = index::words(&q);
-
-        add(
-            &mut best,
-            self.ids(
-                &format!("SELECT id FROM {table} WHERE {name} = ?1 LIMIT {TIER_CAP}"),
-                &[&q],
-            )?,
-            Tier::Exact,
-            0,
-        );
-        add(
-            &mut best,
-            self.ids(&format!("SELECT record_id FROM synonym WHERE registry = '{tag}' AND fold = ?1 LIMIT {TIER_CAP}"), &[&q])?,
-            Tier::Synonym,
-            0,
-        );
-        add(
-            &mut best,
-            self.records_with_all_words(tag, &words)?,
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let db = self.db_path();
+        let conn = &self.conn;
+        let typed = index::words_in_order(&q);
+        let mut best = Ranked::default();
+        best.add(tiers::exact(conn, registry, &q).db(&db)?, Tier::Exact);
+        best.add(tiers::synonym(conn, registry, &q).db(&db)?, Tier::Synonym);
+        if typed.is_empty() {
+            return self.describe_hits(registry, &best, limit);
+        }
+        let whole: Vec<Matcher> = typed.iter().cloned().map(Matcher::Exact).collect();
+        best.add_ranked(
+            tiers::all_match(conn, registry, &whole).db(&db)?,
             Tier::Word,
-            0,
         );
         if best.len() < limit {
-            let upper = format!("{q}\u{10FFFF}");
-            add(
-                &mut best,
-                self.ids(
-                    &format!(
-                        "SELECT id FROM {table} WHERE {name} >= ?1 AND {name} < ?2 LIMIT {TIER_CAP}"
-                    ),
-                    &[&q, &upper],
-                )?,
+            best.add(
+                tiers::name_prefix(conn, registry, &q).db(&db)?,
                 Tier::Prefix,
-                0,
             );
-            if let Some(last) = words.last() {
-                let upper = format!("{last}\u{10FFFF}");
-                add(
-                &mut best,
-                    self.ids(
-                        &format!(
-                            "SELECT DISTINCT record_id FROM search_word WHERE word >= ?1 AND word < ?2 AND registry = {code} LIMIT {TIER_CAP}"
-                        ),
-                        &[last, &upper],
-                    )?,
-                    Tier::Prefix,
-                    0,
-                );
+            // The last word typed may be unfinished: a prefix; the others whole.
+            let mut matchers = whole.clone();
+            if let Some(Matcher::Exact(last)) = matchers.pop() {
+                matchers.push(Matcher::Prefix(last));
             }
+            best.add_ranked(
+                tiers::all_match(conn, registry, &matchers).db(&db)?,
+                Tier::Prefix,
+            );
         }
-        if best.len() < limit {
-            for w in words.iter().filter(|w| w.chars().count() >= 3) {
-                let phrase = format!("\"{}\"", w.replace('"', "\"\""));
-                let found = self.strings(
-                    &format!("SELECT word FROM search_vocab_trigram WHERE search_vocab_trigram MATCH ?1 LIMIT {TIER_CAP}"),
-                    &[&phrase],
-                )?;
-                add(&mut best, self.postings(tag, &found)?, Tier::Contains, 0);
-            }
+        let short = |w: &String| w.chars().count() < fuzzy::MIN_FUZZY_LEN;
+        if best.len() < limit && !typed.iter().all(short) {
+            let matchers: Vec<Matcher> = typed
+                .iter()
+                .map(|w| match short(w) {
+                    true => Matcher::Exact(w.clone()),
+                    false => Matcher::Contains(w.clone()),
+                })
+                .collect();
+            best.add_ranked(
+                tiers::all_match(conn, registry, &matchers).db(&db)?,
+                Tier::Contains,
+            );
         }
-        if best.len() < limit {
-            for w in &words {
-                for (word, distance) in self.vocabulary_neighbours(w)? {
-                    add(
-                        &mut best,
-                        self.postings(tag, &[word])?,
-                        Tier::Fuzzy,
-                        distance,
-                    );
-                }
-            }
+        if best.len() < limit && !typed.iter().all(short) {
+            let matchers: Vec<Matcher> = typed
+                .iter()
+                .map(|w| match short(w) {
+                    true => Matcher::Exact(w.clone()),
+                    false => Matcher::Fuzzy(w.clone()),
+                })
+                .collect();
+            best.add_ranked(
+                tiers::all_match(conn, registry, &matchers).db(&db)?,
+                Tier::Fuzzy,
+            );
         }
+        self.describe_hits(registry, &best, limit)
+    }
 
-        let mut hits = self.describe_hits(registry, &best)?;
+    /// Runs a search and returns the query plan of every statement it ran
+    /// (`EXPLAIN QUERY PLAN`), to check that each is an index look-up.
+    pub fn search_plan(
+        &self,
+        registry: Registry,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let (result, plans) = explain::recording(|| self.search(registry, query, limit));
+        result.map(|_| plans)
+    }
+
+    /// Names and details of the best records, live ones only, ranked.
+    fn describe_hits(
+        &self,
+        registry: Registry,
+        best: &Ranked,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let db = self.db_path();
+        let ids: Vec<i64> = best.0.keys().copied().collect();
+        let mut hits = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT t.id, t.uid, {} FROM {} t WHERE t.id IN ({marks}) AND {}",
+                registry.display(),
+                registry.table(),
+                registry.live_on("t")
+            );
+            let mut stmt = self.conn.prepare(&sql).db(&db)?;
+            let rows = stmt
+                .query_map(params_from_iter(chunk.iter()), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .db(&db)?;
+            for row in rows {
+                let (id, uid, name, detail) = row.db(&db)?;
+                let (tier, distance) = best.0[&id];
+                hits.push(SearchHit {
+                    uid,
+                    name: name.unwrap_or_default(),
+                    detail,
+                    tier,
+                    distance,
+                });
+            }
+        }
         hits.sort_by(|a, b| {
             (a.tier, a.distance, a.name.chars().count(), &a.name).cmp(&(
                 b.tier,
@@ -241,178 +278,27 @@ impl Instance {
         hits.truncate(limit);
         Ok(hits)
     }
-
-    /// Records that contain every word (a whole-word match).
-    fn records_with_all_words(&self, tag: &str, words: &[String]) -> Result<Vec<i64>> {
-        let Some((first, rest)) = words.split_first() else {
-            return Ok(Vec::new());
-        };
-        let code = index::registry_code(tag);
-        let sql = format!(
-            "SELECT DISTINCT record_id FROM search_word WHERE word = ?1 AND registry = {code} LIMIT {TIER_CAP}"
-        );
-        let mut ids = self.ids(&sql, &[first])?;
-        for w in rest {
-            let others: std::collections::HashSet<i64> =
-                self.ids(&sql, &[w])?.into_iter().collect();
-            ids.retain(|id| others.contains(id));
-        }
-        Ok(ids)
-    }
-
-    fn postings(&self, tag: &str, words: &[String]) -> Result<Vec<i64>> {
-        let code = index::registry_code(tag);
-        let sql = format!(
-            "SELECT DISTINCT record_id FROM search_word WHERE word = ?1 AND registry = {code} LIMIT {TIER_CAP}"
-        );
-        let mut out = Vec::new();
-        for w in words {
-            out.extend(self.ids(&sql, &[w])?);
-            if out.len() >= TIER_CAP {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Vocabulary words one edit (Damerau) from `word`, with the distance.
-    fn vocabulary_neighbours(&self, word: &str) -> Result<Vec<(String, u32)>> {
-        if word.chars().count() < 3 {
-            return Ok(Vec::new());
-        }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM search_vocab WHERE word = ?1")
-            .db(&self.db_path())?;
-        let mut out = Vec::new();
-        for candidate in one_edit_variants(word) {
-            if stmt.exists([&candidate]).db(&self.db_path())? {
-                let d = strsim::damerau_levenshtein(word, &candidate) as u32;
-                out.push((candidate, d));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Names and details of the candidate records, live ones only.
-    fn describe_hits(
-        &self,
-        registry: Registry,
-        best: &HashMap<i64, (Tier, u32)>,
-    ) -> Result<Vec<SearchHit>> {
-        let ids: Vec<i64> = best.keys().copied().collect();
-        let mut hits = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT id, uid, {} FROM {} WHERE id IN ({marks}) AND {}",
-                registry.display(),
-                registry.table(),
-                registry.live()
-            );
-            let mut stmt = self.conn.prepare(&sql).db(&self.db_path())?;
-            let rows = stmt
-                .query_map(params_from_iter(chunk.iter()), |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                })
-                .db(&self.db_path())?;
-            for row in rows {
-                let (id, uid, name, detail) = row.db(&self.db_path())?;
-                let (tier, distance) = best[&id];
-                hits.push(SearchHit {
-                    uid,
-                    name: name.unwrap_or_default(),
-                    detail,
-                    tier,
-                    distance,
-                });
-            }
-        }
-        Ok(hits)
-    }
-
-    fn ids(&self, sql: &str, args: &[&String]) -> Result<Vec<i64>> {
-        let mut stmt = self.conn.prepare_cached(sql).db(&self.db_path())?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| r.get(0))
-            .db(&self.db_path())?;
-        rows.collect::<rusqlite::Result<Vec<i64>>>()
-            .db(&self.db_path())
-    }
-
-    fn strings(&self, sql: &str, args: &[&String]) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(sql).db(&self.db_path())?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| r.get(0))
-            .db(&self.db_path())?;
-        rows.collect::<rusqlite::Result<Vec<String>>>()
-            .db(&self.db_path())
-    }
 }
 
-/// Every string one edit away from `word`: deletions, adjacent
-/// transpositions, substitutions and insertions over the word's own
-/// characters plus a–z and 0–9.
-pub fn one_edit_variants(word: &str) -> Vec<String> {
-    let chars: Vec<char> = word.chars().collect();
-    let mut alphabet: Vec<char> = ('a'..='z').chain('0'..='9').collect();
-    for c in &chars {
-        if !alphabet.contains(c) {
-            alphabet.push(*c);
-        }
+/// Each candidate record's best (tier, distance) so far.
+#[derive(Default)]
+struct Ranked(HashMap<i64, (Tier, u32)>);
+
+impl Ranked {
+    fn len(&self) -> usize {
+        self.0.len()
     }
-    let n = chars.len();
-    let mut out = Vec::with_capacity(n * 2 * alphabet.len() + 2 * n);
-    let join = |v: &[char]| v.iter().collect::<String>();
-    for i in 0..n {
-        let mut v = chars.clone();
-        v.remove(i);
-        out.push(join(&v));
-        if i + 1 < n {
-            let mut v = chars.clone();
-            v.swap(i, i + 1);
-            out.push(join(&v));
-        }
-        for &c in &alphabet {
-            if c != chars[i] {
-                let mut v = chars.clone();
-                v[i] = c;
-                out.push(join(&v));
+
+    fn add(&mut self, ids: Vec<i64>, tier: Tier) {
+        self.add_ranked(ids.into_iter().map(|id| (id, 0)).collect(), tier);
+    }
+
+    fn add_ranked(&mut self, found: Vec<(i64, u32)>, tier: Tier) {
+        for (id, distance) in found {
+            let e = self.0.entry(id).or_insert((tier, distance));
+            if (tier, distance) < *e {
+                *e = (tier, distance);
             }
         }
-    }
-    for i in 0..=n {
-        for &c in &alphabet {
-            let mut v = chars.clone();
-            v.insert(i, c);
-            out.push(join(&v));
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out.retain(|v| v != word && !v.is_empty());
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_edit_variants;
-
-    #[test]
-    fn variants_cover_the_common_typos() {
-        let v = one_edit_variants("livr");
-        assert!(v.contains(&"liver".to_string()), "insertion");
-        let v = one_edit_variants("lvier");
-        assert!(v.contains(&"liver".to_string()), "transposition");
-        let v = one_edit_variants("livar");
-        assert!(v.contains(&"liver".to_string()), "substitution");
-        let v = one_edit_variants("liverr");
-        assert!(v.contains(&"liver".to_string()), "deletion");
-        assert!(!v.contains(&"liverr".to_string()));
     }
 }

@@ -63,6 +63,8 @@ pub enum Verdict {
     Synonym { standard: String },
     /// Not in the registry.
     Invalid { suggestion: Option<String> },
+    /// No value at all (an empty cell, a null): nothing to check.
+    Missing,
 }
 
 impl Verdict {
@@ -96,7 +98,11 @@ impl Vocabulary {
     }
 
     /// Judges one value (no suggestion for invalid ones; see `inspect_all`).
+    /// A blank value is `Missing`, not invalid.
     pub fn judge(&self, value: &str) -> Verdict {
+        if value.trim().is_empty() {
+            return Verdict::Missing;
+        }
         if self.exact.contains_key(value) {
             return Verdict::Valid;
         }
@@ -148,9 +154,12 @@ impl Vocabulary {
 }
 
 impl Instance {
-    /// Loads the names (and synonyms) of a registry field.
+    /// Loads the names (and synonyms) of a registry field. A label type no
+    /// label has (a typo, usually) and an empty registry are errors, not an
+    /// empty vocabulary that would call every value invalid.
     pub fn vocabulary(&self, field: &FieldSpec) -> Result<Vocabulary> {
         let db = self.db_path();
+        self.check_field_exists(field)?;
         let (names_sql, synonyms_sql, arg): (&str, &str, Option<&str>) = match field {
             FieldSpec::Label { type_ } => (
                 "SELECT name FROM ulabel WHERE trashed_at IS NULL AND (?1 IS NULL OR type = ?1)",
@@ -192,6 +201,76 @@ impl Instance {
     }
 }
 
+impl Instance {
+    /// Errors when `field` names nothing: an unknown label type (with the
+    /// closest existing one), or a registry with no records yet.
+    fn check_field_exists(&self, field: &FieldSpec) -> Result<()> {
+        let db = self.db_path();
+        let (registry, any_sql, add) = match field {
+            FieldSpec::Label { type_: Some(t) } => {
+                let exists: bool = self
+                    .conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM ulabel WHERE type = ?1)")
+                    .and_then(|mut s| s.query_row([t], |r| r.get(0)))
+                    .db(&db)?;
+                if exists {
+                    return Ok(());
+                }
+                let types = self.label_types()?;
+                let named: Vec<&str> = types
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                let hint = crate::similar::closest(t, named.iter().copied())
+                    .map(|c| format!("; did you mean label:{c}?"))
+                    .unwrap_or_default();
+                let listed = if named.is_empty() {
+                    "no label has a type yet".to_string()
+                } else {
+                    format!("types: {}", named.join(", "))
+                };
+                return Err(Error::InvalidArgument(format!(
+                    "no label has type {t:?}{hint}\n  {listed}"
+                )));
+            }
+            FieldSpec::Label { type_: None } => (
+                "label",
+                "SELECT EXISTS (SELECT 1 FROM ulabel WHERE trashed_at IS NULL)",
+                "`labmesh label add` or `labmesh label import`",
+            ),
+            FieldSpec::Feature => (
+                "feature",
+                "SELECT EXISTS (SELECT 1 FROM feature WHERE trashed_at IS NULL)",
+                "`labmesh feature add`",
+            ),
+        };
+        let any: bool = self.conn.query_row(any_sql, [], |r| r.get(0)).db(&db)?;
+        if any {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "there are no {registry}s to check values against yet; add some with {add}"
+            )))
+        }
+    }
+
+    /// The distinct label types ('' for untyped), walked through the
+    /// `ulabel_type` index one type at a time.
+    pub fn label_types(&self) -> Result<Vec<String>> {
+        self.conn
+            .prepare_cached(
+                "WITH RECURSIVE t(type) AS (
+                     SELECT (SELECT min(type) FROM ulabel)
+                     UNION ALL
+                     SELECT (SELECT min(type) FROM ulabel WHERE type > t.type) FROM t WHERE t.type IS NOT NULL)
+                 SELECT type FROM t WHERE type IS NOT NULL",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .db(&self.db_path())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +292,12 @@ mod tests {
     #[test]
     fn verdicts() {
         let v = vocab();
-        let got = v.inspect_all(["liver", "LIVER", "hepar", "kidnee", "xyz"]);
+        let got = v.inspect_all(["liver", "LIVER", "hepar", "kidnee", "xyz", " "]);
+        assert_eq!(
+            got[5],
+            Verdict::Missing,
+            "a blank value is missing, not invalid"
+        );
         assert_eq!(got[0], Verdict::Valid);
         assert_eq!(
             got[1],

@@ -132,6 +132,39 @@ impl CloudStorage {
         }
     }
 
+    /// Checks at `init` that the store is there and answers with these
+    /// credentials: a listing fails for a missing bucket, where a `HEAD` of
+    /// a missing object could not tell "no bucket" from "no object".
+    pub fn probe(&self) -> Result<()> {
+        if self.url.starts_with("http") {
+            // Plain HTTP stores may not list; reaching the server is the check.
+            return self.size_of("objects/.labmesh-probe").map(|_| ());
+        }
+        let prefix = ObjectPath::from("objects");
+        let first = runtime()?.block_on(async { self.store.list(Some(&prefix)).next().await });
+        match first {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) if is_missing_bucket(&e) => Err(Error::InvalidStorage {
+                url: self.url.clone(),
+                reason:
+                    "the bucket (or container) does not exist; create it first, or check its name"
+                        .into(),
+            }),
+            Some(Err(e)) => Err(self.err(e)),
+        }
+    }
+
+    /// The object's entity tag, as the store reports it (for S3, a
+    /// multipart upload's tag ends in `-<number of parts>`).
+    pub fn e_tag(&self, key: &str) -> Result<Option<String>> {
+        let path = ObjectPath::from(key);
+        match runtime()?.block_on(self.store.head(&path)) {
+            Ok(meta) => Ok(meta.e_tag),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     /// The object's size if it exists.
     pub fn size_of(&self, key: &str) -> Result<Option<u64>> {
         let path = ObjectPath::from(key);
@@ -270,10 +303,25 @@ impl CloudStorage {
 }
 
 fn changed_while_saving(src: &Path) -> Error {
-    Error::InvalidArgument(format!(
-        "{} changed while it was being saved; save it again once it is no longer being written",
-        src.display()
-    ))
+    Error::ChangedWhileSaving {
+        path: src.to_path_buf(),
+    }
+}
+
+/// Whether a listing failed because the bucket or container is not there.
+fn is_missing_bucket(e: &object_store::Error) -> bool {
+    if matches!(e, object_store::Error::NotFound { .. }) {
+        return true;
+    }
+    let text = e.to_string();
+    [
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "404 Not Found",
+        "status code: 404",
+    ]
+    .iter()
+    .any(|marker| text.contains(marker))
 }
 
 /// Splits `s3://bucket/some/prefix` into the bucket URL and the prefix.

@@ -4,6 +4,9 @@
 pub mod cloud;
 pub mod layout;
 pub mod local;
+pub(crate) mod recorded;
+pub mod staging;
+mod sys;
 
 use std::path::{Path, PathBuf};
 
@@ -13,16 +16,7 @@ use crate::error::{Error, Result};
 
 pub use cloud::CloudStorage;
 pub use local::LocalStorage;
-
-/// When a write must be durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
-    /// Synced before the call returns (single saves).
-    Immediate,
-    /// The caller syncs the whole batch once (`LocalStorage::sync_all`)
-    /// before committing rows that point at it.
-    Deferred,
-}
+pub use staging::StagedBatch;
 
 /// The kinds of storage root, named by URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -55,6 +49,10 @@ pub struct StoredObject {
     pub size: u64,
     pub modified_ms: i64,
 }
+
+/// Where `init` puts the default storage, recorded relative to the
+/// instance directory so that a moved or copied instance keeps using its own.
+pub const DEFAULT_LOCAL_ROOT: &str = ".labmesh/storage";
 
 /// A storage root URL, normalized: `file:///abs/path` for local roots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +98,24 @@ impl StorageUrl {
         if rest.trim_matches('/').is_empty() {
             return Err(invalid("the bucket (or host) is missing"));
         }
+        // Secrets in a URL would be recorded and echoed: refuse them, without repeating them.
+        let authority = rest.split('/').next().unwrap_or("");
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            return Err(Error::InvalidStorage {
+                url: format!("{scheme}://***@{host}/…"),
+                reason: "it holds credentials (user:password@); labmesh never records secrets, \
+                         so set them in the environment (AWS_*, GOOGLE_*, AZURE_*) and drop them from the URL"
+                    .into(),
+            });
+        }
+        if let Some((base_url, _)) = trimmed.split_once('?') {
+            return Err(Error::InvalidStorage {
+                url: format!("{base_url}?…"),
+                reason: "storage URLs take no query string; pass settings with --storage-option, \
+                         and secrets such as SAS tokens in the environment"
+                    .into(),
+            });
+        }
         Ok(StorageUrl {
             url: trimmed.trim_end_matches('/').to_string(),
             kind,
@@ -117,6 +133,24 @@ impl StorageUrl {
     /// The local root directory, for `file://` URLs.
     pub fn local_path(&self) -> Option<PathBuf> {
         self.url.strip_prefix("file://").map(PathBuf::from)
+    }
+
+    /// How this root is recorded in `config.toml` and the storage table: a
+    /// local root inside the instance directory as a path relative to it
+    /// (so the instance can be moved or copied), anything else as its URL.
+    pub fn recorded(&self, instance_root: &Path) -> String {
+        let inside = self
+            .local_path()
+            .and_then(|p| p.strip_prefix(instance_root).ok().map(Path::to_path_buf))
+            .filter(|rel| !rel.as_os_str().is_empty());
+        match inside {
+            Some(rel) => rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+            None => self.url.clone(),
+        }
     }
 }
 
@@ -203,6 +237,38 @@ mod tests {
         );
         for bad in ["", "ftp://x", "s3://", "file://relative"] {
             assert!(StorageUrl::parse(bad, base).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn roots_inside_the_instance_are_recorded_relative_to_it() {
+        let root = Path::new("/home/lab");
+        let inside = StorageUrl::parse(DEFAULT_LOCAL_ROOT, root).unwrap();
+        assert_eq!(inside.url, "file:///home/lab/.labmesh/storage");
+        assert_eq!(inside.recorded(root), ".labmesh/storage");
+        // The recorded form resolves against wherever the instance is now.
+        let moved = StorageUrl::parse(&inside.recorded(root), Path::new("/srv/lab")).unwrap();
+        assert_eq!(moved.url, "file:///srv/lab/.labmesh/storage");
+        let outside = StorageUrl::parse("/srv/share", root).unwrap();
+        assert_eq!(outside.recorded(root), "file:///srv/share");
+        let s3 = StorageUrl::parse("s3://b/p", root).unwrap();
+        assert_eq!(s3.recorded(root), "s3://b/p");
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused() {
+        let base = Path::new("/");
+        for url in [
+            "https://ada:hunter2@dav.example.org/lab",
+            "s3://AKIA:topsecret@bucket/x",
+            "az://container/x?sv=2024&sig=abc",
+        ] {
+            let err = StorageUrl::parse(url, base).unwrap_err().to_string();
+            assert!(err.contains("environment"), "{url}: {err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("topsecret") && !err.contains("sig="),
+                "the secret is not echoed: {err}"
+            );
         }
     }
 }

@@ -195,13 +195,31 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
             .unwrap()
             .is_empty()
     );
+}
 
+#[test]
+fn an_unreadable_file_fails_clearly_and_writes_nothing() {
+    let lab = Lab::new();
+    // A file whose every read fails, for root too: reading a process's
+    // memory at address 0 is an I/O error.
+    #[cfg(target_os = "linux")]
+    {
+        let unreadable = std::path::Path::new("/proc/self/mem");
+        let err = lab
+            .instance
+            .save(unreadable, &SaveOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Io { .. }) && err.to_string().contains("/proc/self/mem"),
+            "names the file: {err}"
+        );
+    }
+    // What non-root users hit: no permission to read.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let secret = lab.write("secret.csv", "x");
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
-        // Root can read anything; the check only means something for other users.
         if std::fs::read(&secret).is_err() {
             let err = lab
                 .instance
@@ -210,6 +228,29 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
             assert!(err.to_string().contains("secret.csv"), "{err}");
         }
     }
+    // Something that is neither a file nor a folder.
+    #[cfg(unix)]
+    {
+        let fifo = lab.root().join("pipe.csv");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; creates a FIFO in our temp dir.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = lab
+            .instance
+            .save(&fifo, &SaveOptions::default())
+            .unwrap_err();
+        assert!(matches!(err, Error::UnsupportedFileType { .. }), "{err}");
+    }
+    assert!(
+        objects(&lab.storage_root()).is_empty(),
+        "nothing was stored"
+    );
+    assert!(
+        lab.instance
+            .list(&ListOptions::default())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -374,4 +415,402 @@ fn large_files_are_streamed_and_verified() {
     let v2 = lab.instance.save(&path, &SaveOptions::default()).unwrap();
     assert!(matches!(v2.status, SaveStatus::NewVersion { .. }));
     assert_eq!(objects(&lab.storage_root()).len(), 2);
+}
+
+#[test]
+fn two_files_that_would_share_a_key_in_one_call_are_refused() {
+    let lab = Lab::new();
+    // Outside the instance, the key is the file name: both are "results.csv".
+    let outside = lab.dir.path().join("x");
+    for (sub, content) in [("a", "1"), ("b", "2")] {
+        std::fs::create_dir_all(outside.join(sub)).unwrap();
+        std::fs::write(outside.join(sub).join("results.csv"), content).unwrap();
+    }
+    let paths = [outside.join("a/results.csv"), outside.join("b/results.csv")];
+    let err = lab
+        .instance
+        .save_many(&paths, &SaveOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a/results.csv") && err.contains("b/results.csv") && err.contains("--key"),
+        "{err}"
+    );
+    assert!(
+        objects(&lab.storage_root()).is_empty(),
+        "nothing was stored"
+    );
+    // The same path twice is one file, not a collision.
+    let twice = [paths[0].clone(), paths[0].clone()];
+    let saved = lab
+        .instance
+        .save_many(&twice, &SaveOptions::default())
+        .unwrap();
+    assert_eq!(saved[0].artifact.uid, saved[1].artifact.uid);
+}
+
+#[test]
+fn a_file_cannot_be_a_version_of_a_folder() {
+    let lab = Lab::new();
+    lab.write("run/a.txt", "a");
+    let folder = lab
+        .instance
+        .save(lab.root().join("run"), &SaveOptions::default())
+        .unwrap()
+        .artifact;
+    let err = lab
+        .instance
+        .save(
+            lab.write("summary.txt", "s"),
+            &SaveOptions {
+                revises: Some(folder.uid.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is a file, but") && err.to_string().contains("is a folder"),
+        "{err}"
+    );
+    assert_eq!(lab.instance.versions(&folder.uid).unwrap().len(), 1);
+}
+
+#[test]
+fn resaving_known_content_says_what_it_did_not_apply() {
+    let lab = Lab::new();
+    let path = lab.write("p.csv", "same");
+    let first = lab
+        .instance
+        .save(&path, &SaveOptions::default())
+        .unwrap()
+        .artifact;
+    let again = lab
+        .instance
+        .save(
+            &path,
+            &SaveOptions {
+                key: Some("other/p.csv".into()),
+                description: Some("new words".into()),
+                version: Some("2.0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(again.status, SaveStatus::Existing);
+    let notes = again.notices.join("\n");
+    assert!(
+        notes.contains("nothing was saved under \"other/p.csv\""),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("description was not changed") && notes.contains("labmesh edit"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("version tag \"2.0\" was not applied"),
+        "{notes}"
+    );
+    assert_eq!(lab.instance.get(&first.uid).unwrap().description, None);
+
+    // Content that is only in the trash: said so, with the way back.
+    lab.instance.delete(&first.uid, false).unwrap();
+    let trashed = lab.instance.save(&path, &SaveOptions::default()).unwrap();
+    assert_eq!(trashed.status, SaveStatus::Existing);
+    assert!(
+        trashed.notices[0].contains("in the trash")
+            && trashed.notices[0].contains(&format!("labmesh restore {}", first.uid)),
+        "{:?}",
+        trashed.notices
+    );
+}
+
+#[test]
+fn labmesh_own_files_are_never_saved() {
+    let lab = Lab::new();
+    let dot = lab.root().join(".labmesh");
+    for path in [dot.clone(), dot.join("node.key"), dot.join("config.toml")] {
+        let err = lab
+            .instance
+            .save(&path, &SaveOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("private key"), "{}: {err}", path.display());
+    }
+    let err = lab
+        .instance
+        .save(lab.root(), &SaveOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("instance's own directory"), "{err}");
+    #[cfg(unix)]
+    {
+        // Not through a link either, alone or inside a folder.
+        let link = lab.root().join("key.pem");
+        std::os::unix::fs::symlink(dot.join("node.key"), &link).unwrap();
+        assert!(lab.instance.save(&link, &SaveOptions::default()).is_err());
+        lab.write("share/data.csv", "1");
+        std::os::unix::fs::symlink(dot.join("node.key"), lab.root().join("share/key.pem")).unwrap();
+        let err = lab
+            .instance
+            .save(lab.root().join("share"), &SaveOptions::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("key.pem"), "{err}");
+        std::fs::remove_file(lab.root().join("share/key.pem")).unwrap();
+    }
+    // A folder holding another instance leaves that instance's .labmesh/ out.
+    let other =
+        labmesh::Instance::init(lab.root().join("share/nested"), &Default::default()).unwrap();
+    drop(other);
+    let saved = lab
+        .instance
+        .save(lab.root().join("share"), &SaveOptions::default())
+        .unwrap();
+    let files: Vec<String> = lab
+        .instance
+        .folder_entries(&saved.artifact)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(files, ["data.csv"], "no key, database or config inside");
+    assert!(
+        saved.notices.iter().any(|n| n.contains("left out")),
+        "{:?}",
+        saved.notices
+    );
+    let key = std::fs::read(lab.root().join("share/nested/.labmesh/node.key")).unwrap();
+    for object in objects(&lab.storage_root()) {
+        assert_ne!(std::fs::read(&object).unwrap(), key, "{}", object.display());
+    }
+}
+
+#[test]
+fn listings_leave_out_labmesh_own_artifacts_unless_asked() {
+    let lab = Lab::new();
+    lab.instance
+        .save(lab.write("data.csv", "d"), &SaveOptions::default())
+        .unwrap();
+    // labmesh keeps run reports and transform sources under .labmesh/ keys.
+    lab.instance
+        .save(
+            lab.write("report.txt", "captured output"),
+            &SaveOptions {
+                key: Some(".labmesh/runs/abc.txt".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let keys = |internal: bool| -> Vec<String> {
+        lab.instance
+            .list(&ListOptions {
+                internal,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .filter_map(|a| a.key)
+            .collect()
+    };
+    assert_eq!(keys(false), ["data.csv"]);
+    assert_eq!(keys(true), [".labmesh/runs/abc.txt", "data.csv"]);
+    assert!(
+        lab.instance
+            .get(".labmesh/runs/abc.txt")
+            .unwrap()
+            .is_internal()
+    );
+}
+
+#[test]
+fn the_latest_version_and_the_next_versions_predecessor_agree_on_ties() {
+    let lab = Lab::new();
+    let v1 = lab
+        .instance
+        .save(lab.write("t.csv", "1"), &SaveOptions::default())
+        .unwrap()
+        .artifact;
+    let v2 = lab
+        .instance
+        .save(lab.write("t.csv", "2"), &SaveOptions::default())
+        .unwrap()
+        .artifact;
+    // Two versions created in the same millisecond (as replicas may see
+    // them), the older one with the greater uid.
+    let bumped = format!("{}zzzz", v1.stem());
+    let db = rusqlite::Connection::open(lab.root().join(".labmesh/instance.db")).unwrap();
+    db.execute(
+        "UPDATE artifact SET uid = ?1, created_at = ?2 WHERE uid = ?3",
+        rusqlite::params![bumped, v2.created_at, v1.uid],
+    )
+    .unwrap();
+    // Trash and restore re-derive is_latest.
+    lab.instance.delete(&v2.uid, false).unwrap();
+    lab.instance.restore(&v2.uid).unwrap();
+    let latest = lab.instance.get("t.csv").unwrap();
+    assert_eq!(latest.uid, bumped, "ties go to the greater uid");
+    let v3 = lab
+        .instance
+        .save(lab.write("t.csv", "3"), &SaveOptions::default())
+        .unwrap()
+        .artifact;
+    assert_eq!(
+        v3.revises.as_deref(),
+        Some(bumped.as_str()),
+        "the new version revises the latest"
+    );
+}
+
+/// A `Progress` that records phases and runs `on_start` when a phase of
+/// that label begins: a way to act at an exact moment inside a save.
+#[derive(Default)]
+pub struct Recorder {
+    /// (label, total, sum of advances while it was the innermost phase).
+    pub phases: std::sync::Mutex<Vec<(String, u64, u64)>>,
+    pub open: std::sync::Mutex<Vec<usize>>,
+    /// Advances reported while no phase was open.
+    pub stray: std::sync::atomic::AtomicU64,
+    #[allow(clippy::type_complexity)]
+    pub on_start: Option<(String, Box<dyn Fn() + Send + Sync>)>,
+}
+
+impl labmesh::Progress for Recorder {
+    fn start(&self, label: &str, total: u64) {
+        let mut phases = self.phases.lock().unwrap();
+        phases.push((label.to_string(), total, 0));
+        self.open.lock().unwrap().push(phases.len() - 1);
+        drop(phases);
+        if let Some((when, f)) = &self.on_start
+            && when == label
+        {
+            f();
+        }
+    }
+    fn advance(&self, delta: u64) {
+        match self.open.lock().unwrap().last() {
+            Some(&i) => self.phases.lock().unwrap()[i].2 += delta,
+            None => {
+                self.stray
+                    .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+    fn finish(&self) {
+        self.open.lock().unwrap().pop();
+    }
+}
+
+/// Rewrites a file in place with the same size and new bytes.
+pub fn rewrite_in_place(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    for b in bytes.iter_mut().take(4096) {
+        *b = b.wrapping_add(1);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Nothing of a failed save is left: no row, no object, no staging file,
+/// no verification record.
+pub fn assert_nothing_committed(lab: &Lab) {
+    assert!(
+        lab.instance
+            .list(&ListOptions::default())
+            .unwrap()
+            .is_empty(),
+        "no row"
+    );
+    assert!(
+        objects(&lab.storage_root()).is_empty(),
+        "no object at an address"
+    );
+    let staging: Vec<_> = std::fs::read_dir(lab.storage_root().join(".tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(staging.is_empty(), "no staging file: {staging:?}");
+    let verified: i64 = lab
+        .instance
+        .connection()
+        .query_row("SELECT count(*) FROM verified_file", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(verified, 0, "nothing recorded as verified");
+}
+
+#[test]
+fn a_file_changed_during_a_batch_save_is_refused_and_nothing_is_committed() {
+    let mut lab = Lab::new();
+    // Larger than a batch keeps in memory: hashed first, copied after.
+    let big = lab.write("big.bin", vec![5u8; 3 << 20]);
+    let small = lab.write("s.txt", "small");
+    let target = big.clone();
+    lab.instance.set_progress(std::sync::Arc::new(Recorder {
+        on_start: Some((
+            "storing".into(),
+            Box::new(move || rewrite_in_place(&target)),
+        )),
+        ..Default::default()
+    }));
+    let err = lab
+        .instance
+        .save_many(&[big.clone(), small], &SaveOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::ChangedWhileSaving { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("big.bin") && msg.contains("save it again when it is no longer being written"),
+        "{msg}"
+    );
+    assert_nothing_committed(&lab);
+    // Once it is quiet, saving it works and hands out what is on disk.
+    lab.instance
+        .set_progress(std::sync::Arc::new(labmesh::NoProgress));
+    let saved = lab.instance.save(&big, &SaveOptions::default()).unwrap();
+    let cached = lab.instance.cache(&saved.artifact.uid).unwrap();
+    assert_eq!(
+        std::fs::read(cached.path).unwrap(),
+        std::fs::read(&big).unwrap()
+    );
+}
+
+#[test]
+fn long_work_reports_progress_in_the_phases_it_started() {
+    let mut lab = Lab::new();
+    let recorder = std::sync::Arc::new(Recorder::default());
+    lab.instance.set_progress(recorder.clone());
+    lab.write("run/a.bin", vec![1u8; 300_000]);
+    lab.write("run/b/c.bin", vec![2u8; 5_000]);
+    lab.instance
+        .save(lab.root().join("run"), &SaveOptions::default())
+        .unwrap();
+    let batch = [
+        lab.write("x.bin", vec![3u8; 400_000]),
+        lab.write("y.txt", "y"),
+    ];
+    lab.instance
+        .save_many(&batch, &SaveOptions::default())
+        .unwrap();
+    lab.instance
+        .save(
+            lab.write("big.bin", vec![4u8; 5 << 20]),
+            &SaveOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        recorder.stray.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every advance falls in a started phase"
+    );
+    let phases = recorder.phases.lock().unwrap().clone();
+    let labels: Vec<&str> = phases.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["hashing", "storing", "hashing", "storing", "saving"],
+        "{phases:?}"
+    );
+    for (label, total, done) in &phases {
+        assert_eq!(done, total, "{label}: advances add up to the total");
+    }
+    assert_eq!(
+        phases[1].1, 305_000,
+        "the folder's bytes are counted while storing"
+    );
+    assert_eq!(phases[3].1, 400_001, "a batch counts bytes, not files");
 }

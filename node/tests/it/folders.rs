@@ -98,3 +98,62 @@ fn empty_folders_and_folder_links_are_refused() {
     }
     assert!(objects(&lab.storage_root()).is_empty());
 }
+
+#[test]
+fn a_member_changed_during_a_folder_save_is_refused_and_nothing_is_committed() {
+    let mut lab = Lab::new();
+    let dir = make_run(&lab, "busy");
+    let member = lab.write("busy/frames.bin", vec![9u8; 2 << 20]);
+    lab.instance
+        .set_progress(std::sync::Arc::new(crate::artifacts::Recorder {
+            on_start: Some((
+                "storing".into(),
+                Box::new(move || crate::artifacts::rewrite_in_place(&member)),
+            )),
+            ..Default::default()
+        }));
+    let err = lab
+        .instance
+        .save(&dir, &SaveOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::ChangedWhileSaving { .. }), "{err}");
+    assert!(err.to_string().contains("frames.bin"), "{err}");
+    crate::artifacts::assert_nothing_committed(&lab);
+}
+
+#[test]
+fn a_materialized_folder_that_no_longer_matches_is_rebuilt() {
+    let lab = Lab::new();
+    let dir = make_run(&lab, "run9");
+    let saved = lab.instance.save(&dir, &SaveOptions::default()).unwrap();
+    let cached = lab.instance.cache(&saved.artifact.uid).unwrap().path;
+
+    // A file added to the cache copy: it is not part of the artifact.
+    std::fs::write(cached.join("extra.txt"), "not in the artifact").unwrap();
+    std::fs::create_dir_all(cached.join("meta/new")).unwrap();
+    let again = lab.instance.cache(&saved.artifact.uid).unwrap().path;
+    assert_eq!(again, cached);
+    assert!(!cached.join("extra.txt").exists(), "rebuilt without it");
+    assert!(!cached.join("meta/new").exists());
+
+    // A member deleted from the cache copy: put back, not an error.
+    std::fs::remove_file(cached.join("meta/sample.json")).unwrap();
+    let again = lab.instance.cache(&saved.artifact.uid).unwrap().path;
+    assert_eq!(
+        std::fs::read_to_string(again.join("meta/sample.json")).unwrap(),
+        "{\"id\": 42}"
+    );
+    let mut files: Vec<String> = Vec::new();
+    let mut stack = vec![again.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path().strip_prefix(&again).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files, ["counts.csv", "meta/copy.json", "meta/sample.json"]);
+}

@@ -5,6 +5,7 @@ mod artifacts;
 mod folders;
 mod lifecycle;
 mod mesh;
+mod mesh_net;
 mod provenance;
 mod registries;
 mod schema;

@@ -133,12 +133,31 @@ fn share_subscribe_edit_offline_converge_and_resolve() {
     assert_eq!(remote.created_by, "alice");
     assert_eq!(remote.hash, p2.hash);
 
-    // Offline: both edit the same description; A also adds an artifact, B trashes plate1.
+    // Offline: both give plate2 a description it did not have (two new
+    // values of one field: a conflict); both edit different parts of
+    // plate1's description (a text: the edits interleave); A also adds an
+    // artifact, B trashes plate1.
+    a.lab.set_description("raw/plate2.csv", None).unwrap();
+    let out = a.lab.take_outbox();
+    let ka = a.key;
+    pump(&mut [&mut a, &mut b], out.into(), ka);
+    let out = a.session.tick(&a.lab).unwrap();
+    pump(&mut [&mut a, &mut b], out.into(), ka);
+    assert_eq!(b.lab.get("raw/plate2.csv").unwrap().description, None);
     a.lab
         .set_description("raw/plate2.csv", Some("A's words"))
         .unwrap();
     b.lab
         .set_description("raw/plate2.csv", Some("B's words"))
+        .unwrap();
+    a.lab
+        .set_description("raw/plate1.csv", Some("checked: raw/plate1.csv by alice"))
+        .unwrap();
+    b.lab
+        .set_description(
+            "raw/plate1.csv",
+            Some("raw/plate1.csv by alice (bubble in A3)"),
+        )
         .unwrap();
     write(&a, "raw/plate3.csv", "3");
     b.lab.delete("raw/plate1.csv", false).unwrap();
@@ -150,7 +169,6 @@ fn share_subscribe_edit_offline_converge_and_resolve() {
         .session
         .connect(&a.lab, b.key, std::slice::from_ref(&scope_id))
         .unwrap();
-    let ka = a.key;
     pump(&mut [&mut a, &mut b], out.into(), ka);
     let out = b
         .session
@@ -165,6 +183,16 @@ fn share_subscribe_edit_offline_converge_and_resolve() {
             n.lab.user()
         );
     }
+    // Trashed records keep their document: the interleaved text is there.
+    let trashed = b
+        .lab
+        .list(&ListOptions {
+            trash: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let merged = trashed[0].description.clone().unwrap_or_default();
+    assert_eq!(merged, "checked: raw/plate1.csv by alice (bubble in A3)");
     let (da, db) = (
         a.lab.get("raw/plate2.csv").unwrap().description,
         b.lab.get("raw/plate2.csv").unwrap().description,
@@ -279,4 +307,39 @@ fn a_reader_cannot_write_and_revocation_stops_a_writer() {
         a.lab.get("x.csv").unwrap().description.as_deref(),
         Some("bob was here")
     );
+}
+
+#[test]
+fn the_example_mesh_config_loads_and_validates() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/mesh-node.toml");
+    let config = labmesh::config::Config::load(&path).unwrap();
+    let net = config.net().unwrap();
+    let listen: Vec<String> = net.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        listen,
+        ["/ip4/0.0.0.0/udp/4001/quic-v1", "/ip4/0.0.0.0/tcp/4001"]
+    );
+    assert!(!net.mdns, "a routed server does not use mDNS");
+    assert_eq!(net.request_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(net.idle_timeout, std::time::Duration::from_secs(300));
+    assert_eq!(net.max_content_streams, 32);
+    // A short-lived process listens on the same interfaces, free ports.
+    let once = labmesh::daemon::ephemeral(net);
+    let listen: Vec<String> = once.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(listen, ["/ip4/0.0.0.0/udp/0/quic-v1", "/ip4/0.0.0.0/tcp/0"]);
+}
+
+#[test]
+fn a_bad_mesh_config_is_refused_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[instance]\nname = \"x\"\n[user]\nhandle = \"u\"\n[storage]\ndefault = \".labmesh/storage\"\n\
+         [mesh]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\nmax_message_bytes = 0\n",
+    )
+    .unwrap();
+    let config = labmesh::config::Config::load(&path).unwrap();
+    let err = config.net().unwrap_err().to_string();
+    assert!(err.contains("max_message_bytes"), "{err}");
 }

@@ -13,19 +13,22 @@
 //! nothing outside this module names an automerge type, so the version can
 //! change behind this API.
 
+mod edit;
+mod history;
 mod value;
 mod view;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    ActorId, Automerge, Change, ChangeHash, LoadOptions, ObjType, ROOT, ReadDoc, TextEncoding,
-    Value,
+    ActorId, Automerge, ChangeHash, LoadOptions, ObjType, ROOT, ReadDoc, TextEncoding, Value,
 };
 use labmesh_crypto::PublicKey;
 
+use edit::{apply_edit, field_name};
+pub use history::{Authorship, InvalidChange};
 pub use value::{Edit, FieldValue, MAX_FIELD_NAME, check_field_name};
 pub use view::{Conflict, RecordView};
 
@@ -40,15 +43,6 @@ pub const CREATED: &str = "$created";
 /// The heads of a document: the hashes of the changes nothing else depends
 /// on, sorted. Equal heads mean equal documents.
 pub type Heads = Vec<[u8; 32]>;
-
-/// A change made by some author: who and when (as the author claims it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Authorship {
-    /// The actor bytes, which labmesh requires to be a public key.
-    pub actor: [u8; 32],
-    /// The change's timestamp: the physical part of its HLC.
-    pub ms: u64,
-}
 
 /// A change just made locally.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,11 +164,17 @@ impl RecordDoc {
 
     /// Loads saved bytes (a whole document, or a document followed by
     /// incremental saves). Panics inside automerge on hostile bytes are
-    /// caught and reported.
+    /// caught and reported. Bytes that carry changes whose dependencies are
+    /// missing are refused: automerge would keep those changes aside and
+    /// apply them later, unchecked, once the dependencies arrived.
     pub fn load(bytes: &[u8]) -> Result<RecordDoc, DocError> {
         guarded(|| {
             let opts = LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint);
             let doc = Automerge::load_with_options(bytes, opts).map_err(DocError::am)?;
+            let missing = doc.get_missing_deps(&[]).len();
+            if missing > 0 {
+                return Err(DocError::MissingDeps { missing });
+            }
             let saved_heads = doc.get_heads();
             Ok(RecordDoc { doc, saved_heads })
         })
@@ -199,78 +199,6 @@ impl RecordDoc {
         let mut heads: Heads = self.doc.get_heads().iter().map(|h| h.0).collect();
         heads.sort_unstable();
         heads
-    }
-
-    /// Whether the document contains the change with this hash.
-    pub fn has_change(&self, hash: &[u8; 32]) -> bool {
-        self.doc.get_change_by_hash(&ChangeHash(*hash)).is_some()
-    }
-
-    /// The hash of a change's bytes, if they parse.
-    pub fn change_hash(change: &[u8]) -> Result<[u8; 32], DocError> {
-        guarded(|| {
-            Ok(Change::from_bytes(change.to_vec())
-                .map_err(DocError::am)?
-                .hash()
-                .0)
-        })
-    }
-
-    /// Applies a change received in `origin`'s feed. Refuses a change made
-    /// by another actor (`WrongActor`) and one whose dependencies are not
-    /// here yet (`MissingDeps`: retry after they arrive — automerge would
-    /// otherwise hold it in a queue that is never saved). Returns whether the
-    /// change was new.
-    pub fn apply_change(&mut self, origin: &PublicKey, change: &[u8]) -> Result<bool, DocError> {
-        guarded(|| {
-            let change = Change::from_bytes(change.to_vec()).map_err(DocError::am)?;
-            if change.actor_id().to_bytes() != origin.as_bytes().as_slice() {
-                return Err(DocError::WrongActor {
-                    found: change.actor_id().to_hex_string().chars().take(16).collect(),
-                });
-            }
-            if self.doc.get_change_by_hash(&change.hash()).is_some() {
-                return Ok(false);
-            }
-            let missing = change
-                .deps()
-                .iter()
-                .filter(|d| self.doc.get_change_by_hash(d).is_none())
-                .count();
-            if missing > 0 {
-                return Err(DocError::MissingDeps { missing });
-            }
-            self.doc.apply_changes([change]).map_err(DocError::am)?;
-            Ok(true)
-        })
-    }
-
-    /// The changes `other` holds that this document lacks: who made them and
-    /// when. Check them before [`RecordDoc::merge`].
-    pub fn authors_added(&self, other: &RecordDoc) -> Vec<Authorship> {
-        self.doc
-            .get_changes_added(&other.doc)
-            .into_iter()
-            .map(authorship)
-            .collect()
-    }
-
-    /// Every change's author and time.
-    pub fn authors(&self) -> Vec<Authorship> {
-        self.doc
-            .get_changes(&[])
-            .into_iter()
-            .map(authorship)
-            .collect()
-    }
-
-    /// Merges another replica's document into this one; returns whether
-    /// anything was new.
-    pub fn merge(&mut self, other: &mut RecordDoc) -> Result<bool, DocError> {
-        guarded(|| {
-            let added = self.doc.merge(&mut other.doc).map_err(DocError::am)?;
-            Ok(!added.is_empty())
-        })
     }
 
     /// One field's current value (the default winner if conflicted).
@@ -354,80 +282,8 @@ impl RecordDoc {
     }
 }
 
-fn authorship(change: &Change) -> Authorship {
-    let mut actor = [0u8; 32];
-    let bytes = change.actor_id().to_bytes();
-    // Actors that are not 32 bytes cannot be labmesh nodes; they keep the
-    // all-zero actor, which is not a valid public key and is refused.
-    if bytes.len() == 32 {
-        actor.copy_from_slice(bytes);
-    }
-    Authorship {
-        actor,
-        ms: u64::try_from(change.timestamp()).unwrap_or(0),
-    }
-}
-
-fn field_name(edit: &Edit) -> Option<&str> {
-    match edit {
-        Edit::Set(f, _) | Edit::Delete(f) | Edit::Splice { field: f, .. } => Some(f),
-        Edit::Tombstone | Edit::Restore => None,
-    }
-}
-
 fn field_of(edit: &Edit) -> &str {
     field_name(edit).unwrap_or("")
-}
-
-fn apply_edit(tx: &mut Transaction<'_>, edit: &Edit) -> Result<(), DocError> {
-    match edit {
-        Edit::Set(field, FieldValue::Text(text)) => {
-            let obj = tx
-                .put_object(ROOT, field.as_str(), ObjType::Text)
-                .map_err(DocError::am)?;
-            tx.splice_text(&obj, 0, 0, text).map_err(DocError::am)?;
-        }
-        Edit::Set(field, value) => {
-            let scalar = value.to_scalar().unwrap_or(automerge::ScalarValue::Null);
-            tx.put(ROOT, field.as_str(), scalar).map_err(DocError::am)?;
-        }
-        Edit::Delete(field) => {
-            if tx
-                .get(ROOT, field.as_str())
-                .map_err(DocError::am)?
-                .is_some()
-            {
-                tx.delete(ROOT, field.as_str()).map_err(DocError::am)?;
-            }
-        }
-        Edit::Splice {
-            field,
-            pos,
-            delete,
-            insert,
-        } => {
-            let obj = match tx.get(ROOT, field.as_str()).map_err(DocError::am)? {
-                Some((Value::Object(ObjType::Text), id)) => id,
-                None => tx
-                    .put_object(ROOT, field.as_str(), ObjType::Text)
-                    .map_err(DocError::am)?,
-                Some(_) => {
-                    return Err(DocError::NotText {
-                        field: field.clone(),
-                    });
-                }
-            };
-            let len = tx.length(&obj);
-            let pos = (*pos).min(len);
-            let delete = (*delete).min(len - pos);
-            let delete = isize::try_from(delete).unwrap_or(isize::MAX);
-            tx.splice_text(&obj, pos, delete, insert)
-                .map_err(DocError::am)?;
-        }
-        Edit::Tombstone => tx.put(ROOT, DELETED, true).map_err(DocError::am)?,
-        Edit::Restore => tx.put(ROOT, DELETED, false).map_err(DocError::am)?,
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -98,6 +98,17 @@ pub enum Edit {
         /// Text to insert.
         insert: String,
     },
+    /// Brings a text field to `text` by splicing only the part that differs
+    /// from the document's current text (one splice between the common
+    /// prefix and suffix), so concurrent updates of different parts of a
+    /// long text interleave instead of conflicting. A field that is absent,
+    /// holds a scalar or holds concurrent values becomes a new Text.
+    UpdateText {
+        /// The text field.
+        field: String,
+        /// Its new content.
+        text: String,
+    },
     /// Marks the record deleted (a tombstone: the document stays).
     Tombstone,
     /// Clears the tombstone.
@@ -107,8 +118,33 @@ pub enum Edit {
 impl Edit {
     /// Resolves a conflict on `field` by writing `value`, which supersedes
     /// all concurrently written values (they were all visible to this write).
+    /// A conflict on the tombstone is resolved with `resolve("$deleted",
+    /// FieldValue::Bool(deleted))`, which is [`Edit::resolve_deleted`].
     pub fn resolve(field: impl Into<String>, value: FieldValue) -> Edit {
-        Edit::Set(field.into(), value)
+        let field = field.into();
+        match value {
+            FieldValue::Bool(deleted) if field == super::DELETED => Edit::resolve_deleted(deleted),
+            value => Edit::Set(field, value),
+        }
+    }
+
+    /// Resolves a conflict on `$deleted` (a concurrent delete and restore):
+    /// a tombstone or a restore supersedes every value of the tombstone this
+    /// replica can see.
+    pub fn resolve_deleted(deleted: bool) -> Edit {
+        if deleted {
+            Edit::Tombstone
+        } else {
+            Edit::Restore
+        }
+    }
+
+    /// Shorthand for [`Edit::UpdateText`].
+    pub fn update_text(field: impl Into<String>, text: impl Into<String>) -> Edit {
+        Edit::UpdateText {
+            field: field.into(),
+            text: text.into(),
+        }
     }
 
     /// Shorthand for [`Edit::Set`].

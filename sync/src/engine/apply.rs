@@ -2,13 +2,26 @@
 //!
 //! Order of checks, per message: every signature (strict) before anything
 //! else; then per batch: already have it → skip; a gap before it (its `prev`
-//! is above our mark) → skip, it will be pulled in order; any entry whose
-//! origin may not write the scope at the entry's time → the whole batch is
-//! rejected, reported, not stored, and our mark moves past it so it is not
-//! fetched again; otherwise the entries are applied in order. An entry whose
-//! automerge dependencies (another origin's change) are not here yet stops
-//! its batch there: the mark stays before it, the batch is stored, and it is
-//! retried — at once if this message brings the dependency, else on `tick`.
+//! is above our mark) → skip, it will be pulled in order. Then entry by
+//! entry, in order, each decided the same way on every replica:
+//!
+//! - its origin may not write the scope at the entry's time → refused
+//!   (`NotAuthorized`);
+//! - it does not parse, or was made by another actor → refused (`Invalid`);
+//! - a dependency is missing and this replica refused that dependency →
+//!   refused (`DependsOnRefused`): it can never apply here, nor anywhere
+//!   that refused the same change;
+//! - a dependency is missing and not refused, or the change reuses a
+//!   sequence number (its author dropped a refused change this replica
+//!   still holds) → the batch stops there: the mark stays before it, the
+//!   batch is stored, and it is retried — at once if this message brings
+//!   the dependency, else on `tick`;
+//! - otherwise it is applied.
+//!
+//! Refused entries are reported, remembered (`RefuseChanges`) and the mark
+//! moves past them, so a feed never stalls on them. A batch is stored for
+//! relaying unless every entry in it was refused and its origin never held
+//! a write right (a reader forging batches).
 
 use std::collections::BTreeSet;
 
@@ -16,20 +29,28 @@ use labmesh_crypto::PublicKey;
 
 use super::overlay::Overlay;
 use super::{Access, Effect, Engine, Event, Failure, Output, Rejection, Store};
+use crate::doc::RecordDoc;
 use crate::error::{DocError, WireError};
-use crate::feed::SignedBatch;
+use crate::feed::{Entry, SignedBatch};
 use crate::ids::ScopeId;
 use crate::wire::Message;
 
 enum Step {
     /// Applied or consumed to its end.
     Done,
-    /// Some entries applied, then blocked on dependencies.
+    /// Some entries consumed, then blocked on dependencies.
     Partial,
-    /// Blocked before applying anything.
+    /// Blocked before consuming anything.
     Blocked,
     /// Duplicate or out of order.
     Skip,
+}
+
+/// What became of one entry.
+enum Verdict {
+    Applied,
+    Refused(Rejection),
+    Wait,
 }
 
 /// Per-call bookkeeping of [`Engine::apply_batches`].
@@ -42,6 +63,26 @@ pub(super) struct ApplyCtx<'a> {
     pub(super) fresh: bool,
     stored: BTreeSet<(PublicKey, u64)>,
     warned: BTreeSet<PublicKey>,
+}
+
+impl<'a> ApplyCtx<'a> {
+    pub(super) fn new(
+        now_ms: u64,
+        scope: &'a ScopeId,
+        store: &'a dyn Store,
+        access: &'a dyn Access,
+        fresh: bool,
+    ) -> ApplyCtx<'a> {
+        ApplyCtx {
+            now_ms,
+            scope,
+            store,
+            access,
+            fresh,
+            stored: BTreeSet::new(),
+            warned: BTreeSet::new(),
+        }
+    }
 }
 
 impl Engine {
@@ -67,17 +108,9 @@ impl Engine {
         }
         let mut out = Output::default();
         let mut overlay = Overlay::default();
-        let mut ctx = ApplyCtx {
-            now_ms,
-            scope: &scope,
-            store,
-            access,
-            fresh: true,
-            stored: BTreeSet::new(),
-            warned: BTreeSet::new(),
-        };
+        let mut ctx = ApplyCtx::new(now_ms, &scope, store, access, true);
         self.apply_batches(&mut ctx, batches, &mut overlay, &mut out)?;
-        if more && !self.bootstraps.contains_key(&scope) {
+        if more && !self.bootstraps.contains_key(&scope) && access.may_read(&from, &scope) {
             let marks = overlay.marks_list(store, &scope)?;
             out.send(
                 from,
@@ -167,30 +200,20 @@ impl Engine {
         if batch.last_seq() <= mark || batch.prev > mark {
             return Ok(Step::Skip);
         }
-        // Entries up to our mark are applied already (a partial batch).
+        // Entries up to our mark are consumed already (a partial batch).
         let start = if mark < batch.first_seq {
             0
         } else {
             (mark - batch.first_seq + 1) as usize
         };
         let todo = &batch.entries[start..];
-        if todo
+        let any_allowed = todo
             .iter()
-            .any(|e| !ctx.access.may_write(&origin, scope, e.hlc))
+            .any(|e| ctx.access.may_write(&origin, scope, e.hlc));
+        if ctx.fresh
+            && (any_allowed || ctx.access.held_write(&origin, scope))
+            && ctx.stored.insert((origin, batch.first_seq))
         {
-            for e in todo {
-                out.events.push(Event::Rejected {
-                    origin,
-                    scope: scope.clone(),
-                    uid: Some(e.uid.clone()),
-                    reason: Rejection::NotAuthorized,
-                });
-                self.stats.rejected += 1;
-            }
-            overlay.set_mark(ctx.store, scope, &origin, batch.last_seq())?;
-            return Ok(Step::Done);
-        }
-        if ctx.fresh && ctx.stored.insert((origin, batch.first_seq)) {
             out.effects.push(Effect::StoreBatch {
                 scope: scope.clone(),
                 origin,
@@ -202,39 +225,74 @@ impl Engine {
         let first_todo = batch.first_seq + start as u64;
         for (i, entry) in todo.iter().enumerate() {
             let seq = first_todo + i as u64;
-            let observed = self.clock.observe(entry.hlc, ctx.now_ms);
-            if let Some(ahead_ms) = observed.ahead_ms {
-                self.stats.clock_warnings += 1;
-                if ctx.warned.insert(origin) {
-                    out.events.push(Event::ClockAhead { origin, ahead_ms });
-                }
-            }
-            let doc = overlay.doc(ctx.store, scope, &entry.uid)?;
-            match doc.apply_change(&origin, &entry.change) {
-                Ok(_) => overlay.touch(scope, &entry.uid),
-                Err(DocError::MissingDeps { .. }) => {
-                    return Ok(if i == 0 { Step::Blocked } else { Step::Partial });
-                }
-                Err(DocError::Panicked) => {
-                    overlay.discard(scope, &entry.uid);
-                    return Err(Failure::Bad(WireError::Invalid {
-                        what: "change",
-                        reason: "automerge failed on it",
-                    }));
-                }
-                Err(e) => {
+            match self.judge(ctx, &origin, entry, overlay, out)? {
+                Verdict::Applied => {}
+                Verdict::Refused(reason) => {
                     self.stats.rejected += 1;
+                    let change = RecordDoc::change_hash(&entry.change).ok();
+                    if let Some(hash) = change {
+                        overlay.refuse(scope, hash);
+                    }
                     out.events.push(Event::Rejected {
                         origin,
                         scope: scope.clone(),
                         uid: Some(entry.uid.clone()),
-                        reason: Rejection::Invalid(e.to_string()),
+                        change,
+                        reason,
                     });
                 }
+                Verdict::Wait => return Ok(if i == 0 { Step::Blocked } else { Step::Partial }),
             }
             overlay.set_mark(ctx.store, scope, &origin, seq)?;
         }
         Ok(Step::Done)
+    }
+
+    /// Decides one entry, and applies it if it is accepted.
+    fn judge(
+        &mut self,
+        ctx: &mut ApplyCtx<'_>,
+        origin: &PublicKey,
+        entry: &Entry,
+        overlay: &mut Overlay,
+        out: &mut Output,
+    ) -> Result<Verdict, Failure> {
+        let scope = ctx.scope;
+        if !ctx.access.may_write(origin, scope, entry.hlc) {
+            return Ok(Verdict::Refused(Rejection::NotAuthorized));
+        }
+        let doc = overlay.doc(ctx.store, scope, &entry.uid)?;
+        match doc.apply_change(origin, &entry.change) {
+            Ok(_) => {
+                overlay.touch(scope, &entry.uid);
+                let observed = self.clock.observe(entry.hlc, ctx.now_ms);
+                if let Some(ahead_ms) = observed.ahead_ms {
+                    self.stats.clock_warnings += 1;
+                    if ctx.warned.insert(*origin) {
+                        out.events.push(Event::ClockAhead {
+                            origin: *origin,
+                            ahead_ms,
+                        });
+                    }
+                }
+                Ok(Verdict::Applied)
+            }
+            Err(DocError::MissingDeps { .. }) => {
+                let missing = doc.missing_deps(&entry.change).unwrap_or_default();
+                for dep in &missing {
+                    if overlay.is_refused(ctx.store, scope, dep)? {
+                        return Ok(Verdict::Refused(Rejection::DependsOnRefused));
+                    }
+                }
+                Ok(Verdict::Wait)
+            }
+            Err(DocError::SeqReused) => Ok(Verdict::Wait),
+            Err(DocError::Panicked) => Err(Failure::Bad(WireError::Invalid {
+                what: "change",
+                reason: "automerge failed on it",
+            })),
+            Err(e) => Ok(Verdict::Refused(Rejection::Invalid(e.to_string()))),
+        }
     }
 
     /// Retries batches that waited for dependencies, from our own store.
@@ -246,45 +304,48 @@ impl Engine {
         out: &mut Output,
     ) -> Result<(), super::StoreError> {
         let blocked = std::mem::take(&mut self.blocked);
+        let all_blocked = blocked.clone();
         let mut by_scope: std::collections::BTreeMap<ScopeId, Vec<SignedBatch>> =
             Default::default();
         for (scope, origin) in blocked {
-            let mark = store
-                .marks(&scope)?
-                .iter()
-                .find(|(o, _)| *o == origin)
-                .map_or(0, |m| m.1);
-            for bytes in
-                store.batches_after(&scope, &origin, mark, self.config.max_response_bytes)?
-            {
+            let stored = store.marks(&scope).and_then(|marks| {
+                let mark = marks.iter().find(|(o, _)| *o == origin).map_or(0, |m| m.1);
+                store.batches_after(&scope, &origin, mark, self.config.max_response_bytes)
+            });
+            let stored = match stored {
+                Ok(s) => s,
+                Err(e) => {
+                    self.blocked.extend(all_blocked);
+                    return Err(e);
+                }
+            };
+            for bytes in stored {
                 if let Ok(batch) = SignedBatch::decode(&bytes) {
                     by_scope.entry(scope.clone()).or_default().push(batch);
                 }
             }
         }
         for (scope, batches) in by_scope {
+            let checkpoint = self.checkpoint();
             let mut overlay = Overlay::default();
-            let mut ctx = ApplyCtx {
-                now_ms,
-                scope: &scope,
-                store,
-                access,
-                fresh: false,
-                stored: BTreeSet::new(),
-                warned: BTreeSet::new(),
-            };
+            let mut ctx = ApplyCtx::new(now_ms, &scope, store, access, false);
             let mut part = Output::default();
             match self.apply_batches(&mut ctx, batches, &mut overlay, &mut part) {
                 Ok(()) => {
                     self.finish(overlay, None, access, &mut part);
-                    out.messages.append(&mut part.messages);
-                    out.effects.append(&mut part.effects);
-                    out.events.append(&mut part.events);
+                    out.append(part);
                 }
-                Err(Failure::Store(e)) => return Err(e),
-                Err(Failure::Bad(error)) => out.events.push(Event::StoreFailed {
-                    error: format!("a stored batch of {scope} cannot be applied: {error}"),
-                }),
+                Err(Failure::Store(e)) => {
+                    self.restore(checkpoint);
+                    self.blocked.extend(all_blocked);
+                    return Err(e);
+                }
+                Err(Failure::Bad(error)) => {
+                    self.restore(checkpoint);
+                    out.events.push(Event::StoreFailed {
+                        error: format!("a stored batch of {scope} cannot be applied: {error}"),
+                    });
+                }
             }
         }
         Ok(())

@@ -2,20 +2,24 @@
 //!
 //! The driver owns the clock, the network and the storage. It calls the
 //! engine with an input — a local write, a message from a peer, a timer
-//! tick, a peer coming or going — and the current time, and gets back an
-//! [`Output`]: messages to send, [`Effect`]s to apply to storage, and
-//! [`Event`]s to report. The driver applies the effects atomically (one
-//! transaction) before it gives the engine its next input, so the engine's
-//! reads through [`Store`] always see its earlier writes. The engine keeps
-//! only soft state in memory (peers, pulls in flight, a bootstrap in
-//! progress), all of which can be lost in a restart without losing data.
+//! tick, a peer coming or going, a change of access — and the current time,
+//! and gets back an [`Output`]: messages to send, [`Effect`]s to apply to
+//! storage, and [`Event`]s to report. The driver applies the effects
+//! atomically (one transaction) before it gives the engine its next input,
+//! so the engine's reads through [`Store`] always see its earlier writes.
+//! The engine keeps only soft state in memory (peers, pulls in flight, a
+//! bootstrap in progress, refused repair documents), all of which can be
+//! lost in a restart without losing data.
 
 mod apply;
+mod memo;
 mod overlay;
 mod repair;
+mod revalidate;
 mod serve;
 mod snapshot;
 mod traits;
+mod types;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,9 +27,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use labmesh_crypto::{NodeKey, PublicKey};
 
 pub use traits::{Access, Store};
+pub use types::{Effect, Event, Outgoing, Output, Rejection, Stats};
 pub use write::{LocalWrite, Receipt, Written};
 
-use crate::doc::{Heads, RecordView};
 use crate::error::{StoreError, WireError};
 use crate::hlc::{Hlc, HlcClock};
 use crate::ids::{RecordUid, ScopeId};
@@ -37,7 +41,8 @@ pub struct Config {
     /// A remote clock further ahead of ours than this is flagged.
     pub max_drift_ms: u64,
     /// Budget of one response (batches, snapshot chunk, documents), below
-    /// [`crate::wire::limits::MAX_MESSAGE_BYTES`].
+    /// [`crate::wire::limits::MAX_MESSAGE_BYTES`]. A single item larger than
+    /// the budget travels alone.
     pub max_response_bytes: usize,
     /// Records per snapshot chunk.
     pub snapshot_chunk_records: usize,
@@ -49,6 +54,10 @@ pub struct Config {
     /// Threads that load snapshot documents (1 = on the calling thread).
     /// Results do not depend on it.
     pub threads: usize,
+    /// How long a document refused from a peer during repair stays out of
+    /// the comparison with that peer (so repair does not resend it every
+    /// round); after this, repair tries it again.
+    pub refusal_memo_ms: u64,
 }
 
 impl Default for Config {
@@ -60,183 +69,9 @@ impl Default for Config {
             bucket_page: 4096,
             retry_ms: 2_000,
             threads: 1,
+            refusal_memo_ms: 60_000,
         }
     }
-}
-
-/// A message for one peer, encoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    /// The recipient.
-    pub to: PublicKey,
-    /// The encoded [`Message`].
-    pub bytes: Vec<u8>,
-}
-
-/// A storage write. Apply all effects of one [`Output`] in one transaction,
-/// in order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Effect {
-    /// Store a record's document and update its row from `view`; replace the
-    /// record's old `digest` in bucket `bucket` by the new one.
-    PutDocument {
-        /// The scope.
-        scope: ScopeId,
-        /// The record.
-        uid: RecordUid,
-        /// The whole document (an automerge save).
-        doc: Vec<u8>,
-        /// The materialized row.
-        view: RecordView,
-        /// The document's heads.
-        heads: Heads,
-        /// The record's anti-entropy digest ([`crate::digest::record_digest`]).
-        digest: [u8; 16],
-        /// Its bucket ([`crate::digest::bucket_of`]).
-        bucket: u16,
-    },
-    /// Keep a signed batch to serve it to peers (ignore if already stored).
-    StoreBatch {
-        /// The scope.
-        scope: ScopeId,
-        /// The origin.
-        origin: PublicKey,
-        /// First sequence number.
-        first_seq: u64,
-        /// Last sequence number.
-        last_seq: u64,
-        /// The signed batch, as relayed.
-        bytes: Vec<u8>,
-    },
-    /// Raise the high-water mark of (scope, origin) to `seq`.
-    SetMark {
-        /// The scope.
-        scope: ScopeId,
-        /// The origin.
-        origin: PublicKey,
-        /// The new mark.
-        seq: u64,
-    },
-    /// This node's own feed head: restore the engine from it after a restart.
-    LocalHead {
-        /// Last sequence number used.
-        seq: u64,
-        /// Last HLC used.
-        hlc: Hlc,
-    },
-}
-
-/// Why a change was not applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    /// The origin held no write right on the scope at the change's time.
-    NotAuthorized,
-    /// The change was not made by the origin's actor, or does not parse.
-    Invalid(String),
-}
-
-/// Something the driver should know about (log it, count it, show it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A change was refused and not applied.
-    Rejected {
-        /// Who made it.
-        origin: PublicKey,
-        /// The scope.
-        scope: ScopeId,
-        /// The record, if known.
-        uid: Option<RecordUid>,
-        /// Why.
-        reason: Rejection,
-    },
-    /// A remote clock ahead of ours by more than the configured drift; its
-    /// changes were still applied.
-    ClockAhead {
-        /// Whose clock.
-        origin: PublicKey,
-        /// How far ahead of our wall clock.
-        ahead_ms: u64,
-    },
-    /// We refused to serve `peer` a scope it may not read.
-    Denied {
-        /// The peer.
-        peer: PublicKey,
-        /// The scope.
-        scope: ScopeId,
-    },
-    /// A peer refused to serve us a scope.
-    RefusedBy {
-        /// The peer.
-        peer: PublicKey,
-        /// The scope.
-        scope: ScopeId,
-    },
-    /// A message was refused whole; nothing in it was applied.
-    BadMessage {
-        /// The sender.
-        peer: PublicKey,
-        /// Why.
-        error: WireError,
-    },
-    /// The store failed; the input was dropped (the protocol retries).
-    StoreFailed {
-        /// The error's text.
-        error: String,
-    },
-    /// A snapshot bootstrap finished.
-    Bootstrapped {
-        /// The scope.
-        scope: ScopeId,
-        /// Records received.
-        records: u64,
-    },
-    /// Drift repair changed records.
-    Repaired {
-        /// The scope.
-        scope: ScopeId,
-        /// Records changed.
-        records: usize,
-    },
-}
-
-/// What one call produced.
-#[derive(Debug, Default)]
-pub struct Output {
-    /// Messages to send.
-    pub messages: Vec<Outgoing>,
-    /// Storage writes, to apply atomically before the next call.
-    pub effects: Vec<Effect>,
-    /// Things to report.
-    pub events: Vec<Event>,
-}
-
-impl Output {
-    fn send(&mut self, to: PublicKey, message: &Message) {
-        self.messages.push(Outgoing {
-            to,
-            bytes: message.encode(),
-        });
-    }
-
-    fn store_failed(error: StoreError) -> Output {
-        Output {
-            events: vec![Event::StoreFailed {
-                error: error.to_string(),
-            }],
-            ..Output::default()
-        }
-    }
-}
-
-/// Counters for metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Remote clocks flagged as too far ahead.
-    pub clock_warnings: u64,
-    /// Changes rejected (unauthorised or invalid).
-    pub rejected: u64,
-    /// Messages refused whole.
-    pub bad_messages: u64,
 }
 
 /// A snapshot bootstrap in progress.
@@ -249,6 +84,17 @@ struct Bootstrap {
     after: Option<RecordUid>,
     records: u64,
     last_progress_ms: u64,
+}
+
+/// The soft state a refused message must leave as it was.
+#[derive(Clone)]
+struct Checkpoint {
+    clock: HlcClock,
+    inflight: BTreeMap<(ScopeId, PublicKey), (PublicKey, u64)>,
+    bootstraps: BTreeMap<ScopeId, Bootstrap>,
+    blocked: BTreeSet<(ScopeId, PublicKey)>,
+    refusals: memo::Refusals,
+    stats: Stats,
 }
 
 /// The sync state machine of one node.
@@ -270,6 +116,8 @@ pub struct Engine {
     mismatches: BTreeMap<(PublicKey, ScopeId), u32>,
     /// Consecutive summaries from a peer whose marks differed.
     lagging: BTreeMap<(PublicKey, ScopeId), u32>,
+    /// Documents refused from peers during repair (see `memo`).
+    refusals: memo::Refusals,
     /// Digests of batches whose signature verified (bounded, oldest first).
     verified: VerifiedBatches,
     stats: Stats,
@@ -292,6 +140,7 @@ impl Engine {
             blocked: BTreeSet::new(),
             mismatches: BTreeMap::new(),
             lagging: BTreeMap::new(),
+            refusals: memo::Refusals::default(),
             verified: VerifiedBatches::default(),
             stats: Stats::default(),
         })
@@ -327,14 +176,13 @@ impl Engine {
         store: &dyn Store,
         access: &dyn Access,
     ) -> Output {
-        let _ = now_ms;
         self.peers
             .entry(peer)
             .or_default()
             .extend(scopes.iter().cloned());
         let mut out = Output::default();
         for scope in scopes {
-            if let Err(e) = self.send_summary(peer, scope, store, access, &mut out) {
+            if let Err(e) = self.send_summary(now_ms, peer, scope, store, access, &mut out) {
                 return Output::store_failed(e);
             }
         }
@@ -347,6 +195,7 @@ impl Engine {
         self.mismatches.retain(|(p, _), _| p != peer);
         self.lagging.retain(|(p, _), _| p != peer);
         self.inflight.retain(|_, (p, _)| p != peer);
+        self.refusals.forget_peer(peer);
     }
 
     fn shares(&self, peer: &PublicKey, scope: &ScopeId) -> bool {
@@ -369,13 +218,35 @@ impl Engine {
             .collect()
     }
 
+    /// `peer`'s clock reading "now", for checks of its current rights.
+    fn now_of(now_ms: u64, peer: &PublicKey) -> Hlc {
+        Hlc {
+            ms: now_ms,
+            logical: 0,
+            node: Hlc::node_tag(peer),
+        }
+    }
+
+    /// Whether `peer` is trusted with unsigned documents of `scope`
+    /// (snapshots, repair): it may write the scope now (the owner may).
+    fn may_serve_documents(
+        now_ms: u64,
+        peer: &PublicKey,
+        scope: &ScopeId,
+        access: &dyn Access,
+    ) -> bool {
+        access.may_write(peer, scope, Self::now_of(now_ms, peer))
+    }
+
     /// Timer: anti-entropy summaries to every peer, retries of blocked
     /// batches and stalled bootstraps. Call every few seconds.
     pub fn tick(&mut self, now_ms: u64, store: &dyn Store, access: &dyn Access) -> Output {
+        let clock_before = self.clock.last();
         let mut out = Output::default();
         let retry = self.config.retry_ms;
         self.inflight
             .retain(|_, (_, since)| now_ms.saturating_sub(*since) < retry);
+        self.refusals.expire(now_ms);
         if let Err(e) = self.retry_blocked(now_ms, store, access, &mut out) {
             return Output::store_failed(e);
         }
@@ -390,16 +261,18 @@ impl Engine {
                 if self.bootstraps.contains_key(&scope) {
                     continue;
                 }
-                if let Err(e) = self.send_summary(peer, &scope, store, access, &mut out) {
+                if let Err(e) = self.send_summary(now_ms, peer, &scope, store, access, &mut out) {
                     return Output::store_failed(e);
                 }
             }
         }
+        self.persist_clock(clock_before, &mut out);
         out
     }
 
     /// A message from an authenticated peer. Malformed, oversized or badly
-    /// signed input is refused whole, with a [`Event::BadMessage`] and no effects.
+    /// signed input is refused whole, with a [`Event::BadMessage`], no
+    /// effects and the engine's state as it was.
     pub fn handle(
         &mut self,
         now_ms: u64,
@@ -412,9 +285,17 @@ impl Engine {
             Ok(m) => m,
             Err(error) => return self.bad_message(from, error),
         };
+        let clock_before = self.clock.last();
+        // Only these can be refused after they changed soft state; the
+        // others need no checkpoint (cheap: no clone per summary).
+        let checkpoint = matches!(
+            message,
+            Message::Batches { .. } | Message::Docs { .. } | Message::SnapshotChunk { .. }
+        )
+        .then(|| self.checkpoint());
         let result = match message {
             Message::Announce { scope, marks } => {
-                self.on_announce(now_ms, from, scope, marks, store)
+                self.on_announce(now_ms, from, scope, marks, store, access)
             }
             Message::Pull { scope, full, marks } => {
                 self.on_pull(from, scope, full, marks, store, access)
@@ -428,9 +309,17 @@ impl Engine {
                 scope,
                 marks_digest,
                 docs_digest,
-            } => self.on_summary(from, scope, marks_digest, docs_digest, store),
+            } => self.on_summary(
+                now_ms,
+                from,
+                scope,
+                marks_digest,
+                docs_digest,
+                store,
+                access,
+            ),
             Message::Buckets { scope, digests } => {
-                self.on_buckets(from, scope, digests, store, access)
+                self.on_buckets(now_ms, from, scope, digests, store, access)
             }
             Message::BucketItems {
                 scope,
@@ -438,12 +327,14 @@ impl Engine {
                 after,
                 upto,
                 items,
-            } => self.on_bucket_items(from, scope, bucket, after, upto, items, store, access),
+            } => self.on_bucket_items(
+                now_ms, from, scope, bucket, after, upto, items, store, access,
+            ),
             Message::Docs { scope, docs, want } => {
-                self.on_docs(from, scope, docs, want, store, access)
+                self.on_docs(now_ms, from, scope, docs, want, store, access)
             }
             Message::SnapshotRequest { scope, after } => {
-                self.on_snapshot_request(from, scope, after, store, access)
+                self.on_snapshot_request(now_ms, from, scope, after, store, access)
             }
             Message::SnapshotChunk {
                 scope,
@@ -461,10 +352,50 @@ impl Engine {
             }
         };
         match result {
-            Ok(out) => out,
-            Err(Failure::Store(e)) => Output::store_failed(e),
-            Err(Failure::Bad(error)) => self.bad_message(from, error),
+            Ok(mut out) => {
+                self.persist_clock(clock_before, &mut out);
+                out
+            }
+            Err(failure) => {
+                if let Some(checkpoint) = checkpoint {
+                    self.restore(checkpoint);
+                }
+                match failure {
+                    Failure::Store(e) => Output::store_failed(e),
+                    Failure::Bad(error) => self.bad_message(from, error),
+                }
+            }
         }
+    }
+
+    /// When observing remote clocks moved ours, the stored head's clock
+    /// follows, so an engine restored from the store (the node builds one
+    /// per local write) never reads below what this one observed.
+    fn persist_clock(&self, before: Hlc, out: &mut Output) {
+        let now = self.clock.last();
+        if (now.ms, now.logical) > (before.ms, before.logical) {
+            out.effects.push(Effect::RaiseClock { hlc: now });
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            clock: self.clock.clone(),
+            inflight: self.inflight.clone(),
+            bootstraps: self.bootstraps.clone(),
+            blocked: self.blocked.clone(),
+            refusals: self.refusals.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    fn restore(&mut self, c: Checkpoint) {
+        self.clock = c.clock;
+        self.inflight = c.inflight;
+        self.bootstraps = c.bootstraps;
+        self.blocked = c.blocked;
+        self.refusals = c.refusals;
+        self.stats = c.stats;
     }
 
     fn bad_message(&mut self, peer: PublicKey, error: WireError) -> Output {

@@ -2,8 +2,8 @@
 //! call's effects will leave them, so a second change to the same record, or
 //! a second batch of the same origin, in the same call builds on the first.
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 
 use labmesh_crypto::PublicKey;
 
@@ -20,6 +20,8 @@ type Key = (ScopeId, RecordUid);
 /// A document loaded in this call, and whether the call changed it.
 struct Slot {
     doc: RecordDoc,
+    /// Bytes of the stored document it was loaded from (0: new).
+    loaded_len: usize,
     dirty: bool,
     /// Bytes to store as-is when the document came whole from a peer and
     /// nothing else changed it (saves a re-encode).
@@ -39,6 +41,8 @@ pub(crate) struct Overlay {
     docs: BTreeMap<Key, Slot>,
     marks: BTreeMap<ScopeId, BTreeMap<PublicKey, u64>>,
     marks_dirty: BTreeMap<(ScopeId, PublicKey), u64>,
+    /// Changes refused in this call, per scope.
+    refused: BTreeMap<ScopeId, BTreeSet<[u8; 32]>>,
 }
 
 impl Overlay {
@@ -52,13 +56,18 @@ impl Overlay {
         match self.docs.entry((scope.clone(), uid.clone())) {
             Entry::Occupied(o) => Ok(&mut o.into_mut().doc),
             Entry::Vacant(v) => {
-                let doc = match store.document(scope, uid).map_err(LoadError::Store)? {
-                    Some(bytes) => RecordDoc::load(&bytes).map_err(LoadError::Doc)?,
-                    None => RecordDoc::new(),
-                };
+                let (doc, loaded_len) =
+                    match store.document(scope, uid).map_err(LoadError::Store)? {
+                        Some(bytes) => (
+                            RecordDoc::load(&bytes).map_err(LoadError::Doc)?,
+                            bytes.len(),
+                        ),
+                        None => (RecordDoc::new(), 0),
+                    };
                 Ok(&mut v
                     .insert(Slot {
                         doc,
+                        loaded_len,
                         dirty: false,
                         verbatim: None,
                     })
@@ -100,10 +109,54 @@ impl Overlay {
             (scope.clone(), uid.clone()),
             Slot {
                 doc,
+                loaded_len: 0,
                 dirty: true,
                 verbatim: Some(bytes),
             },
         );
+    }
+
+    /// Remembers a refused change (stored with the call's effects).
+    pub(crate) fn refuse(&mut self, scope: &ScopeId, change: [u8; 32]) {
+        self.refused
+            .entry(scope.clone())
+            .or_default()
+            .insert(change);
+    }
+
+    /// Whether the change was refused, in this call or before.
+    pub(crate) fn is_refused(
+        &self,
+        store: &dyn Store,
+        scope: &ScopeId,
+        change: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        if self.refused.get(scope).is_some_and(|s| s.contains(change)) {
+            return Ok(true);
+        }
+        store.refused(scope, change)
+    }
+
+    /// Replaces a record's document by a rebuilt one, to be stored.
+    pub(crate) fn replace(&mut self, scope: &ScopeId, uid: &RecordUid, doc: RecordDoc) {
+        self.docs.insert(
+            (scope.clone(), uid.clone()),
+            Slot {
+                doc,
+                loaded_len: 0,
+                dirty: true,
+                verbatim: None,
+            },
+        );
+    }
+
+    /// Stored size of each changed document before this call.
+    pub(crate) fn loaded_lens(&self) -> BTreeMap<Key, usize> {
+        self.docs
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .map(|(k, s)| (k.clone(), s.loaded_len))
+            .collect()
     }
 
     /// Forgets a document (after automerge failed on it mid-change).
@@ -172,7 +225,8 @@ impl Overlay {
     }
 
     /// The effects of this call's document and mark changes, in a
-    /// deterministic order: documents by (scope, uid), then marks.
+    /// deterministic order: documents by (scope, uid), then refused
+    /// changes, then marks.
     pub(crate) fn into_effects(self, effects: &mut Vec<Effect>) {
         for ((scope, uid), mut slot) in self.docs {
             if !slot.dirty {
@@ -191,6 +245,12 @@ impl Overlay {
                 scope,
                 uid,
                 doc,
+            });
+        }
+        for (scope, changes) in self.refused {
+            effects.push(Effect::RefuseChanges {
+                scope,
+                changes: changes.into_iter().collect(),
             });
         }
         for ((scope, origin), seq) in self.marks_dirty {

@@ -30,17 +30,24 @@ const PULL_AFTER: u32 = 2;
 impl Engine {
     pub(super) fn send_summary(
         &self,
+        now_ms: u64,
         peer: PublicKey,
         scope: &ScopeId,
         store: &dyn Store,
         access: &dyn Access,
         out: &mut Output,
     ) -> Result<(), StoreError> {
+        let _ = now_ms;
         if !access.may_read(&peer, scope) {
             return Ok(());
         }
         let marks_digest = marks_digest(&store.marks(scope)?);
-        let docs_digest = store.bucket_digests(scope)?.root();
+        // Records whose version from this peer we refused count as theirs,
+        // so a difference repair cannot close does not restart it (`memo`).
+        let docs_digest = self
+            .refusals
+            .adjusted(&peer, scope, &store.bucket_digests(scope)?)
+            .root();
         out.send(
             peer,
             &Message::Summary {
@@ -52,20 +59,33 @@ impl Engine {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_summary(
         &mut self,
+        now_ms: u64,
         from: PublicKey,
         scope: ScopeId,
         their_marks: [u8; 32],
         their_docs: [u8; 32],
         store: &dyn Store,
+        access: &dyn Access,
     ) -> Result<Output, Failure> {
+        let _ = now_ms;
         let mut out = Output::default();
-        if !self.shares(&from, &scope) || self.bootstraps.contains_key(&scope) {
+        // Our marks and digests are the scope's metadata: nothing of them
+        // goes to a peer that may not read it.
+        if !self.shares(&from, &scope)
+            || self.bootstraps.contains_key(&scope)
+            || !access.may_read(&from, &scope)
+        {
             return Ok(out);
         }
         let marks = store.marks(&scope)?;
-        let buckets = store.bucket_digests(&scope)?;
+        let raw = store.bucket_digests(&scope)?;
+        if raw.root() == their_docs {
+            self.refusals.forget(&from, &scope);
+        }
+        let buckets = self.refusals.adjusted(&from, &scope, &raw);
         let marks_equal = marks_digest(&marks) == their_marks;
         // Marks that differ once are usually changes in flight, which
         // announcements deliver; a difference seen twice in a row is pulled.
@@ -120,9 +140,14 @@ impl Engine {
         scope: ScopeId,
         marks: Marks,
         store: &dyn Store,
+        access: &dyn Access,
     ) -> Result<Output, Failure> {
         let mut out = Output::default();
-        if !self.shares(&from, &scope) || self.bootstraps.contains_key(&scope) {
+        // A pull carries our marks: only to a peer that may read the scope.
+        if !self.shares(&from, &scope)
+            || self.bootstraps.contains_key(&scope)
+            || !access.may_read(&from, &scope)
+        {
             return Ok(out);
         }
         let mine: BTreeMap<PublicKey, u64> = store.marks(&scope)?.into_iter().collect();

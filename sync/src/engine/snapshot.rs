@@ -10,12 +10,17 @@
 //! stored only with the last chunk: an interrupted bootstrap leaves no marks
 //! pointing past records it never received.
 //!
-//! Trust: every change in a snapshot document must be by an origin that may
-//! write the scope at the change's time (as its author stamped it); records
-//! that fail are refused and reported. Changes inside a document are not
-//! signed one by one, so the serving peer is trusted not to forge them in
-//! the name of another writer — bootstrap from a peer you trust (the scope's
-//! owner, or a writer), as the driver chooses.
+//! Trust: changes inside a document are not signed one by one, so a
+//! snapshot is accepted only from a peer that may write the scope now (the
+//! owner may): a chunk from anyone else is refused whole and the bootstrap
+//! ends (`Rejection::NotAuthorized`). Every change in a snapshot document
+//! must also be by an origin that may write the scope at the change's time
+//! (as its author stamped it); records that fail are refused and reported.
+//!
+//! No record is skipped: a document larger than the response budget
+//! travels alone in its chunk. Only a record grown past
+//! [`MAX_DOC_BYTES`] by several writers at once cannot be carried; the
+//! server reports it (`Event::Oversized`).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +30,7 @@ use super::overlay::Overlay;
 use super::{Access, Bootstrap, Effect, Engine, Event, Failure, Output, Rejection, Store};
 use crate::digest::{bucket_of, record_digest};
 use crate::doc::{Authorship, RecordDoc};
-use crate::error::WireError;
+use crate::error::{DocError, WireError};
 use crate::hlc::Hlc;
 use crate::ids::{RecordUid, ScopeId};
 use crate::wire::limits::MAX_DOC_BYTES;
@@ -34,6 +39,15 @@ use crate::wire::{Marks, Message};
 /// Memo of actor bytes → public key, for one call.
 pub(super) type KeyMemo = BTreeMap<[u8; 32], Option<PublicKey>>;
 
+/// The first change of a document that may not enter.
+#[derive(Debug)]
+pub(super) struct Offender {
+    /// Its author, when the actor is a key.
+    pub(super) author: Option<PublicKey>,
+    pub(super) change: [u8; 32],
+    pub(super) reason: Rejection,
+}
+
 /// Checks that every change in `authors` is by an origin that may write
 /// `scope` at its time; returns the first offender.
 pub(super) fn check_authors(
@@ -41,19 +55,29 @@ pub(super) fn check_authors(
     scope: &ScopeId,
     access: &dyn Access,
     memo: &mut KeyMemo,
-) -> Result<(), Option<Box<PublicKey>>> {
+) -> Result<(), Box<Offender>> {
     for a in authors {
         let key = *memo
             .entry(a.actor)
             .or_insert_with(|| crate::wire::codec::parse_key(&a.actor));
-        let Some(key) = key else { return Err(None) };
+        let Some(key) = key else {
+            return Err(Box::new(Offender {
+                author: None,
+                change: a.hash,
+                reason: Rejection::Invalid("a change's actor is not a node key".into()),
+            }));
+        };
         let at = Hlc {
             ms: a.ms,
             logical: 0,
             node: Hlc::node_tag(&key),
         };
         if !access.may_write(&key, scope, at) {
-            return Err(Some(Box::new(key)));
+            return Err(Box::new(Offender {
+                author: Some(key),
+                change: a.hash,
+                reason: Rejection::NotAuthorized,
+            }));
         }
     }
     Ok(())
@@ -150,20 +174,18 @@ impl Engine {
     fn reject_doc(
         &mut self,
         out: &mut Output,
-        offender: Option<Box<PublicKey>>,
+        offender: Box<Offender>,
         from: PublicKey,
         scope: &ScopeId,
         uid: RecordUid,
     ) {
         self.stats.rejected += 1;
         out.events.push(Event::Rejected {
-            origin: offender.as_deref().copied().unwrap_or(from),
+            origin: offender.author.unwrap_or(from),
             scope: scope.clone(),
             uid: Some(uid),
-            reason: match offender {
-                Some(_) => Rejection::NotAuthorized,
-                None => Rejection::Invalid("a change's actor is not a node key".into()),
-            },
+            change: Some(offender.change),
+            reason: offender.reason,
         });
     }
 
@@ -205,12 +227,14 @@ impl Engine {
 
     pub(super) fn on_snapshot_request(
         &mut self,
+        now_ms: u64,
         from: PublicKey,
         scope: ScopeId,
         after: Option<RecordUid>,
         store: &dyn Store,
         access: &dyn Access,
     ) -> Result<Output, Failure> {
+        let _ = now_ms;
         let mut out = Output::default();
         if !access.may_read(&from, &scope) {
             out.send(
@@ -230,16 +254,22 @@ impl Engine {
         let mut cut = false;
         let mut last = None;
         for (uid, doc) in page {
+            // A document over the budget travels alone in its chunk.
             if used + doc.len() > self.config.max_response_bytes && !records.is_empty() {
                 cut = true;
                 break;
             }
             last = Some(uid.clone());
-            // Too large to travel: the feed still carries its changes.
-            if doc.len() <= MAX_DOC_BYTES {
-                used += doc.len();
-                records.push((uid, doc));
+            if doc.len() > MAX_DOC_BYTES {
+                out.events.push(Event::Oversized {
+                    scope: scope.clone(),
+                    uid,
+                    bytes: doc.len(),
+                });
+                continue;
             }
+            used += doc.len();
+            records.push((uid, doc));
         }
         let marks = if after.is_none() {
             store.marks(&scope)?
@@ -276,6 +306,20 @@ impl Engine {
             Some(b) if b.peer == from => {}
             _ => return Ok(out), // unsolicited
         }
+        if !Self::may_serve_documents(now_ms, &from, &scope, access) {
+            // Unsigned documents from a peer that may not write: the whole
+            // snapshot is refused and the bootstrap ends.
+            self.bootstraps.remove(&scope);
+            self.stats.rejected += 1;
+            out.events.push(Event::Rejected {
+                origin: from,
+                scope,
+                uid: None,
+                change: None,
+                reason: Rejection::NotAuthorized,
+            });
+            return Ok(out);
+        }
         let count = records.len() as u64;
         let mut overlay = Overlay::default();
         let mut memo = KeyMemo::new();
@@ -309,13 +353,17 @@ impl Engine {
                 continue;
             }
             let doc = overlay.doc(store, &scope, &uid)?;
-            if doc.merge(&mut incoming).map_err(|_| {
-                Failure::Bad(WireError::Invalid {
-                    what: "document",
-                    reason: "it does not merge",
-                })
-            })? {
-                overlay.touch(&scope, &uid);
+            match doc.merge(&mut incoming) {
+                Ok(true) => overlay.touch(&scope, &uid),
+                Ok(false) => {}
+                // Merges once both replicas judged a refused change alike.
+                Err(DocError::SeqReused) => overlay.discard(&scope, &uid),
+                Err(_) => {
+                    return Err(Failure::Bad(WireError::Invalid {
+                        what: "document",
+                        reason: "it does not merge",
+                    }));
+                }
             }
         }
         let Some(b) = self.bootstraps.get_mut(&scope) else {

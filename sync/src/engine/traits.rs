@@ -54,9 +54,13 @@ pub trait Store {
         limit: usize,
     ) -> Result<Vec<(RecordUid, [u8; 16])>, StoreError>;
 
-    /// This node's own feed head (the last `LocalHead`): its last sequence
-    /// number and HLC; `(0, Hlc::default())` for a new node.
+    /// This node's own feed head (the last `LocalHead`, its clock raised by
+    /// every later `RaiseClock`): its last sequence number and HLC;
+    /// `(0, Hlc::default())` for a new node.
     fn local_head(&self) -> Result<(u64, Hlc), StoreError>;
+
+    /// Whether a `RefuseChanges` of `scope` listed this change hash.
+    fn refused(&self, scope: &ScopeId, change: &[u8; 32]) -> Result<bool, StoreError>;
 }
 
 /// Access decisions, made by the driver (node: capability tokens; simulator:
@@ -69,7 +73,22 @@ pub trait Access {
 
     /// Did `origin` hold write rights on `scope` at `at`? Checked by the
     /// receiving side for every change before applying it (and by the local
-    /// node before it writes). Must be deterministic for given inputs, so
-    /// that every replica takes the same decision.
+    /// node before it writes), and with the current time for a peer that
+    /// serves unsigned documents (snapshots, repair). Must be deterministic
+    /// for given inputs, so that every replica takes the same decision, and
+    /// must look only at `at.ms`: a change inside a document carries only
+    /// its milliseconds, and a feed entry must be judged like the same
+    /// change inside a document.
     fn may_write(&self, origin: &PublicKey, scope: &ScopeId, at: Hlc) -> bool;
+
+    /// Did `origin` ever hold a write right on `scope` (even one since
+    /// revoked or expired)? A batch whose entries were all refused is kept
+    /// and relayed only then — as evidence, so replicas that receive a
+    /// later change depending on it can refuse that change too — and
+    /// dropped for an origin that never wrote (a reader forging batches).
+    /// The default keeps every refused batch.
+    fn held_write(&self, origin: &PublicKey, scope: &ScopeId) -> bool {
+        let _ = (origin, scope);
+        true
+    }
 }

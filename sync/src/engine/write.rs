@@ -10,9 +10,12 @@ use crate::doc::Edit;
 use crate::error::WriteError;
 use crate::feed::{Batch, Entry, SignedBatch};
 use crate::hlc::Hlc;
+use crate::hlc::MAX_HLC_MS;
 use crate::ids::{RecordUid, ScopeId};
 use crate::wire::Message;
-use crate::wire::limits::{MAX_BATCH_ENTRIES, MAX_BATCHES_PER_MESSAGE};
+use crate::wire::limits::{
+    MAX_BATCH_ENTRIES, MAX_BATCHES_PER_MESSAGE, MAX_CHANGE_BYTES, MAX_RECORD_BYTES,
+};
 
 /// Bytes of changes per batch before a new one starts (well under the
 /// batch limit, so a batch always fits a response).
@@ -57,7 +60,10 @@ pub struct Written {
 impl Engine {
     /// Applies local writes: one automerge change per record, appended to this
     /// node's feed in one signed batch per scope, pushed to the peers that
-    /// may read the scope. All or nothing: on error there are no effects.
+    /// may read the scope. All or nothing: on error there are no effects and
+    /// the engine is as it was. A write that would leave a record's document
+    /// larger than [`MAX_RECORD_BYTES`] (so it could not travel in a snapshot
+    /// or repair) is refused with [`WriteError::RecordTooLarge`].
     ///
     /// Records that are not shared never come here, so they pay nothing.
     pub fn write(
@@ -83,6 +89,12 @@ impl Engine {
         let mut clock = self.clock.clone();
         for write in writes {
             let hlc = clock.now(now_ms);
+            if hlc.ms > MAX_HLC_MS {
+                return Err(WriteError::ClockOutOfRange {
+                    ms: hlc.ms,
+                    max: MAX_HLC_MS,
+                });
+            }
             if !access.may_write(&me, &write.scope, hlc) {
                 return Err(WriteError::NotAuthorized {
                     scope: write.scope.to_string(),
@@ -110,6 +122,13 @@ impl Engine {
             else {
                 continue;
             };
+            if change.len() > MAX_CHANGE_BYTES {
+                return Err(WriteError::ChangeTooLarge {
+                    uid: write.uid.to_string(),
+                    bytes: change.len(),
+                    max: MAX_CHANGE_BYTES,
+                });
+            }
             overlay.touch(&write.scope, &write.uid);
             last_hlc = hlc;
             entries.entry(write.scope.clone()).or_default().push((
@@ -147,8 +166,7 @@ impl Engine {
                     entries: batch_entries,
                 };
                 let last = batch.last_seq();
-                let batch =
-                    SignedBatch::sign(&self.key, batch).map_err(|_| WriteError::FeedExhausted)?;
+                let batch = SignedBatch::sign(&self.key, batch).map_err(WriteError::Batch)?;
                 written.output.effects.push(Effect::StoreBatch {
                     scope: scope.clone(),
                     origin: me,
@@ -165,7 +183,23 @@ impl Engine {
         if seq == self.last_seq {
             return Ok(written);
         }
+        let loaded = overlay.loaded_lens();
         overlay.into_effects(&mut written.output.effects);
+        for effect in &written.output.effects {
+            if let Effect::PutDocument {
+                scope, uid, doc, ..
+            } = effect
+            {
+                let before = loaded.get(&(scope.clone(), uid.clone())).copied();
+                if doc.len() > MAX_RECORD_BYTES && before.is_none_or(|b| doc.len() > b) {
+                    return Err(WriteError::RecordTooLarge {
+                        uid: uid.to_string(),
+                        bytes: doc.len(),
+                        max: MAX_RECORD_BYTES,
+                    });
+                }
+            }
+        }
         written
             .output
             .effects
@@ -191,11 +225,30 @@ impl Engine {
         if readers.is_empty() {
             return;
         }
-        for group in batches.chunks(MAX_BATCHES_PER_MESSAGE) {
+        // Messages within the response budget (a large batch alone).
+        let mut groups: Vec<Vec<SignedBatch>> = Vec::new();
+        let mut used = 0;
+        for batch in batches {
+            let len = batch.encoded_len();
+            match groups.last_mut() {
+                Some(g)
+                    if g.len() < MAX_BATCHES_PER_MESSAGE
+                        && used + len <= self.config.max_response_bytes =>
+                {
+                    used += len;
+                    g.push(batch);
+                }
+                _ => {
+                    used = len;
+                    groups.push(vec![batch]);
+                }
+            }
+        }
+        for group in groups {
             let message = Message::Batches {
                 scope: scope.clone(),
                 more: false,
-                batches: group.to_vec(),
+                batches: group,
             };
             let bytes = message.encode();
             for peer in &readers {

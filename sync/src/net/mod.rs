@@ -107,6 +107,7 @@ pub use content::{CONTENT_PROTOCOL, ContentSource, ContentStream, FetchReport, N
 pub use error::{FetchError, GossipError, NetError, SendError};
 pub use event::{NetEvent, Problem, Reply};
 pub use handle::NetworkHandle;
+pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 
 use labmesh_crypto::NodeKey;

@@ -34,15 +34,25 @@ pub mod limits {
     pub const VERSION: u8 = 1;
     /// Largest message, in bytes.
     pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
-    /// Largest signed batch body, in bytes.
-    pub const MAX_BATCH_BYTES: usize = 1 << 20;
+    /// Largest signed batch body, in bytes: one change of the largest
+    /// record fits alone in a batch, and the batch in one message.
+    pub const MAX_BATCH_BYTES: usize = 3 << 20;
     /// Most entries in one batch.
     pub const MAX_BATCH_ENTRIES: usize = 512;
-    /// Largest automerge change in a feed entry.
-    pub const MAX_CHANGE_BYTES: usize = 64 << 10;
-    /// Largest record document in a snapshot or repair. automerge inflates
-    /// compressed columns without an output cap; this bounds the damage.
-    pub const MAX_DOC_BYTES: usize = 256 << 10;
+    /// Largest automerge change in a feed entry: what fits a batch with its
+    /// headers.
+    pub const MAX_CHANGE_BYTES: usize = MAX_BATCH_BYTES - (4 << 10);
+    /// Largest record document in a snapshot or repair message (a large one
+    /// travels alone, with room left for the marks or want list beside it).
+    /// automerge inflates compressed columns without an output cap; this
+    /// bounds the damage.
+    pub const MAX_DOC_BYTES: usize = 3 << 20;
+    /// Largest document a local write may leave a shared record with: half
+    /// of [`MAX_DOC_BYTES`], so a record two writers grow concurrently to
+    /// the limit still travels. (A record grown past `MAX_DOC_BYTES` by
+    /// more concurrent writers is reported, `Event::Oversized`, by every
+    /// node that cannot serve it whole.)
+    pub const MAX_RECORD_BYTES: usize = MAX_DOC_BYTES / 2;
     /// Most batches in one message.
     pub const MAX_BATCHES_PER_MESSAGE: usize = 64;
     /// Most (origin, seq) marks in one message: origins of one scope.

@@ -22,6 +22,7 @@ pub fn s(v: &str) -> FieldValue {
 }
 
 pub struct Node {
+    pub seed: u8,
     pub key: NodeKey,
     pub engine: Engine,
     pub store: MemoryStore,
@@ -37,6 +38,7 @@ impl Node {
         let store = MemoryStore::new();
         let engine = Engine::new(NodeKey::from_secret_bytes(&[seed; 32]), config, &store).unwrap();
         Node {
+            seed,
             key: NodeKey::from_secret_bytes(&[seed; 32]),
             engine,
             store,
@@ -46,6 +48,12 @@ impl Node {
 
     pub fn id(&self) -> PublicKey {
         self.key.public_key()
+    }
+
+    /// A restart: a new engine from the store (soft state lost).
+    pub fn restart(&mut self) {
+        let key = NodeKey::from_secret_bytes(&[self.seed; 32]);
+        self.engine = Engine::new(key, Config::default(), &self.store).unwrap();
     }
 
     /// Applies effects and events; returns the messages.
@@ -126,6 +134,18 @@ pub fn run(
     nodes: &mut [Node],
     access: &StaticAccess,
     now: u64,
+    queue: Vec<(usize, Outgoing)>,
+) -> (usize, usize) {
+    let accesses = vec![access.clone(); nodes.len()];
+    run_each(nodes, &accesses, now, queue)
+}
+
+/// [`run`] where each node decides with its own access (what it knows of
+/// grants and revocations).
+pub fn run_each(
+    nodes: &mut [Node],
+    accesses: &[StaticAccess],
+    now: u64,
     mut queue: Vec<(usize, Outgoing)>,
 ) -> (usize, usize) {
     let mut count = 0;
@@ -144,12 +164,58 @@ pub fn run(
         let node = &mut nodes[to];
         let out = node
             .engine
-            .handle(now, from_id, &msg.bytes, &node.store, access);
+            .handle(now, from_id, &msg.bytes, &node.store, &accesses[to]);
         for m in node.take(out) {
             queue.push((to, m));
         }
     }
     (count, bytes)
+}
+
+/// Ticks every node once, each with its own access, and delivers everything.
+pub fn tick_each(nodes: &mut [Node], accesses: &[StaticAccess], now: u64) -> (usize, usize) {
+    let mut queue = Vec::new();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let out = node.engine.tick(now, &node.store, &accesses[i]);
+        queue.extend(node.take(out).into_iter().map(|m| (i, m)));
+    }
+    run_each(nodes, accesses, now, queue)
+}
+
+/// The records of a node: (uid, heads, row).
+pub fn state(node: &Node) -> Vec<(RecordUid, Vec<[u8; 32]>, labmesh_sync::RecordView)> {
+    node.store
+        .records(&scope())
+        .map(|(u, r)| (u.clone(), r.heads.clone(), r.view.clone()))
+        .collect()
+}
+
+/// `len` bytes that do not compress.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Text of `len` characters that does not compress (so a document holding
+/// it is about `len` bytes).
+pub fn noise(len: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
 }
 
 /// Connects every pair of nodes on the test scope.

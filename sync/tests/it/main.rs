@@ -3,7 +3,10 @@
 
 mod engine;
 mod harness;
+mod limits;
 #[cfg(feature = "net")]
 mod net;
 mod props;
+mod refusal;
+mod trust;
 mod wire;

@@ -71,7 +71,8 @@ fn verified_cache_rechecks_what_can_change() {
             Scope::Instance,
             0,
             NO_EXPIRY,
-        );
+        )
+        .unwrap();
         cache.check(&t, &ctx, Role::Read, &a1).unwrap();
     }
     assert_eq!(cache.len(), VERIFIED_CACHE_CAPACITY);

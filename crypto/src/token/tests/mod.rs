@@ -3,6 +3,7 @@
 mod cache;
 mod format;
 mod rules;
+mod window;
 
 use super::*;
 use crate::error::Widened;
@@ -52,6 +53,7 @@ fn chain(k: &Keys) -> Token {
         NOW - DAY,
         NOW + 30 * DAY,
     )
+    .unwrap()
     .delegate(
         &k.alice,
         k.bob.public_key(),

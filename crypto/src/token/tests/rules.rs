@@ -85,7 +85,8 @@ fn attacker_resigning_a_block_is_rejected() {
         Scope::Instance,
         0,
         NO_EXPIRY,
-    );
+    )
+    .unwrap();
     let spliced =
         Token::from_blocks(vec![other.blocks()[0].clone(), token.blocks()[1].clone()]).unwrap();
     assert!(matches!(
@@ -112,7 +113,8 @@ fn unknown_root_is_rejected() {
         Scope::Instance,
         0,
         NO_EXPIRY,
-    );
+    )
+    .unwrap();
     assert_eq!(
         verify_as(&token, &k, &k.bob, NOW).unwrap_err(),
         TokenError::UnknownRoot {
@@ -133,7 +135,8 @@ fn time_window_with_leeway() {
         Scope::Instance,
         NOW,
         NOW + DAY,
-    );
+    )
+    .unwrap();
     let at = |now| verify_as(&token, &k, &k.alice, now);
     assert!(at(NOW).is_ok());
     assert!(at(NOW - CLOCK_SKEW_SECS).is_ok());
@@ -157,7 +160,8 @@ fn time_window_with_leeway() {
         Scope::Instance,
         i64::MIN,
         NO_EXPIRY,
-    );
+    )
+    .unwrap();
     assert!(verify_as(&forever, &k, &k.alice, i64::MAX).is_ok());
     assert!(verify_as(&forever, &k, &k.alice, i64::MIN).is_ok());
     // A delegated block with a shorter expiry expires first.
@@ -282,7 +286,8 @@ fn delegate_refuses_to_widen_or_impersonate() {
         Scope::Instance,
         0,
         NO_EXPIRY,
-    );
+    )
+    .unwrap();
     for _ in 1..MAX_BLOCKS {
         t = t
             .delegate(
@@ -350,7 +355,8 @@ fn scope_narrowing_is_checked_against_every_ancestor() {
         scope("registry:collection"),
         0,
         NO_EXPIRY,
-    );
+    )
+    .unwrap();
     let c1 = root
         .delegate(
             &k.alice,

@@ -1,12 +1,54 @@
 //! Printing: aligned tables and key-value blocks for people, JSON for
 //! programs, notices on stderr so stdout stays clean for pipes.
 
+use std::io::Write;
+
 use serde::Serialize;
+
+/// The exit status of a program whose reader went away: 128 + SIGPIPE,
+/// what `cat` or `seq` report when killed by it.
+pub const BROKEN_PIPE_EXIT: i32 = 128 + 13;
+
+/// Makes a closed stdout or stderr (`labmesh runs | head`) end the program
+/// quietly, as it ends `cat`: the reader chose to stop reading, so a
+/// panic message about it would be noise. Rust ignores SIGPIPE, so every
+/// `println!` to a closed pipe panics; this hook turns exactly that panic
+/// into a quiet exit and leaves every other panic as it was. (`labmesh
+/// run` keeps its own handling: it closes the command's pipe in turn.)
+pub fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_broken_pipe_panic(message) {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default(info)
+    }));
+}
+
+/// Whether a panic message is std's "failed printing to stdout: Broken pipe …".
+fn is_broken_pipe_panic(message: &str) -> bool {
+    let broken = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+    let epipe = std::io::Error::from_raw_os_error(32).to_string();
+    message.starts_with("failed printing to std")
+        && (message.contains(&broken) || message.contains(&epipe))
+}
 
 /// Prints a value as pretty JSON on stdout.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(BROKEN_PIPE_EXIT)
+        }
+        written => Ok(written?),
+    }
 }
 
 /// Prints notes for the user on stderr.
@@ -109,6 +151,18 @@ pub fn clip(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_broken_pipe_panics_are_quiet() {
+        let e = std::io::Error::from_raw_os_error(32);
+        assert!(super::is_broken_pipe_panic(&format!(
+            "failed printing to stdout: {e}"
+        )));
+        assert!(!super::is_broken_pipe_panic(
+            "failed printing to stdout: No space left"
+        ));
+        assert!(!super::is_broken_pipe_panic("index out of bounds"));
+    }
+
     #[test]
     fn sizes_read_naturally() {
         assert_eq!(super::size(12), "12 B");

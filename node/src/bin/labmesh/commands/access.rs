@@ -1,11 +1,9 @@
 //! Identity and access verbs: id, grant, token, revoke, tokens.
 
-use std::str::FromStr;
-
 use clap::{Args, Subcommand};
-use labmesh::access::{block_id_from_arg, parse_expiry, token_from_arg};
-use labmesh_crypto::token::format_unix_time;
-use labmesh_crypto::{Role, Scope};
+use labmesh::access::{ScopeUse, block_id_from_arg, parse_expiry, token_from_arg};
+use labmesh_crypto::token::{NO_EXPIRY, format_unix_time};
+use labmesh_crypto::{PublicKey, Role};
 use serde_json::json;
 
 use super::Context;
@@ -42,12 +40,13 @@ pub struct GrantArgs {
     /// read, write or admin.
     #[arg(long)]
     role: Role,
-    /// instance, collection:<uid>, artifact:<uid|key> or registry:<name>.
+    /// instance, collection:<uid|key> (all its versions), artifact:<uid|key> or registry:<name>.
     #[arg(long)]
     scope: String,
-    /// When it expires: 30d, 12h, 2w, 1y, a date (2027-01-31), a timestamp, or never.
+    /// When it expires: a duration (30d, 12h, 2w, 1y), a date (2027-01-31), an RFC 3339
+    /// time (2027-01-31T12:00:00Z), unix seconds, or never.
     /// Default: 30d for new grants, the parent's expiry for delegations.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     expires: Option<String>,
     /// Delegate from this token (which this node holds) instead of granting as this node.
     #[arg(long, value_name = "TOKEN")]
@@ -76,7 +75,7 @@ enum TokenAction {
         /// read, write or admin.
         #[arg(long)]
         op: Role,
-        /// What is accessed: instance, collection:<uid>, artifact:<uid> or registry:<name>.
+        /// What is accessed: instance, collection:<uid|key>, artifact:<uid|key> or registry:<name>.
         #[arg(long)]
         resource: String,
         /// The node the token must be rooted at (default: this node).
@@ -160,42 +159,22 @@ pub fn id(ctx: &Context, args: IdArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses a scope. `artifact:` takes a full uid as it is (it may name
-/// another lab's artifact); a uid prefix or a key is resolved here.
-fn scope_arg(instance: &labmesh::Instance, text: &str) -> anyhow::Result<Scope> {
-    if let Some(query) = text.strip_prefix("artifact:")
-        && !(query.len() == labmesh::uid::VERSIONED_UID_LEN && labmesh::uid::is_base62(query))
-    {
-        let artifact = instance.get(query).map_err(|e| {
-            anyhow::anyhow!(
-                "{e}\n  note: for an artifact of another instance, give its full 20-character uid"
-            )
-        })?;
-        return Ok(Scope::artifact(&artifact.uid)?);
-    }
-    Ok(Scope::from_str(text)?)
-}
-
 pub fn grant(ctx: &Context, args: GrantArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
     let holder = instance.resolve_peer(&args.to)?;
-    let scope = scope_arg(&instance, &args.scope)?;
     let now = now();
     let token = match &args.from_token {
         None => {
+            let scope = instance.scope_from_arg(&args.scope, ScopeUse::Grant)?;
             let expires = parse_expiry(args.expires.as_deref().unwrap_or("30d"), now)?;
-            instance.grant(
-                &holder,
-                args.role,
-                scope,
-                now,
-                expires.unwrap_or(labmesh_crypto::token::NO_EXPIRY),
-            )?
+            instance.grant(&holder, args.role, scope, now, expires.unwrap_or(NO_EXPIRY))?
         }
         Some(parent) => {
+            // The parent's root may be another lab: its records need not be here.
+            let scope = instance.scope_from_arg(&args.scope, ScopeUse::Elsewhere)?;
             let parent = token_from_arg(&instance, parent)?;
             let expires = match &args.expires {
-                Some(e) => Some(parse_expiry(e, now)?.unwrap_or(labmesh_crypto::token::NO_EXPIRY)),
+                Some(e) => Some(parse_expiry(e, now)?.unwrap_or(NO_EXPIRY)),
                 None => None,
             };
             instance.delegate(&parent, &holder, args.role, scope, expires)?
@@ -208,7 +187,7 @@ pub fn grant(ctx: &Context, args: GrantArgs) -> anyhow::Result<()> {
             "holder": token.holder().to_string(),
             "role": token.role().to_string(),
             "scope": token.scope().to_string(),
-            "expires": (token.expires() != labmesh_crypto::token::NO_EXPIRY).then_some(token.expires()),
+            "expires": (token.expires() != NO_EXPIRY).then_some(token.expires()),
         }));
     }
     eprintln!(
@@ -221,6 +200,17 @@ pub fn grant(ctx: &Context, args: GrantArgs) -> anyhow::Result<()> {
     );
     println!("{}", token.to_text());
     Ok(())
+}
+
+/// A node by its address-book name and PeerId, or its PeerId alone.
+fn node_text(instance: &labmesh::Instance, key: &PublicKey) -> anyhow::Result<String> {
+    if instance.public_key()? == *key {
+        return Ok(format!("this node ({key})"));
+    }
+    Ok(match instance.peer_name(key)? {
+        Some(name) => format!("{name} ({key})"),
+        None => format!("{key} (not in the address book)"),
+    })
 }
 
 pub fn token(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
@@ -242,7 +232,7 @@ pub fn token(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
                             "role": body.role.to_string(),
                             "scope": body.scope.to_string(),
                             "not_before": body.not_before,
-                            "expires": (body.expires != labmesh_crypto::token::NO_EXPIRY).then_some(body.expires),
+                            "expires": (body.expires != NO_EXPIRY).then_some(body.expires),
                         })
                     })
                     .collect();
@@ -252,14 +242,14 @@ pub fn token(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
                     "holder": token.holder().to_string(),
                     "role": token.role().to_string(),
                     "scope": token.scope().to_string(),
-                    "state": state,
+                    "state": state.state,
+                    "reason": state.reason,
+                    "checked": state.checked,
                     "blocks": blocks,
                 }));
             }
             print!("{}", token.inspect());
-            println!(
-                "state now: {state} (signatures, chain, time window and revocations checked against its root)"
-            );
+            println!("state now: {}", state.summary());
         }
         TokenAction::Verify {
             token,
@@ -270,7 +260,7 @@ pub fn token(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
         } => {
             let token = token_from_arg(&instance, &token)?;
             let presenter = instance.resolve_peer(&holder)?;
-            let resource = scope_arg(&instance, &resource)?;
+            let resource = instance.scope_from_arg(&resource, ScopeUse::Elsewhere)?;
             let root = root.map(|r| instance.resolve_peer(&r)).transpose()?;
             match instance.verify_token(&token, &presenter, op, &resource, root.as_ref(), now()) {
                 Ok(v) => {
@@ -297,13 +287,33 @@ pub fn token(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
         }
         TokenAction::Add { token } => {
             let token = labmesh_crypto::Token::from_text(token.trim())?;
-            instance.add_received_token(&token)?;
+            let checked = instance.add_received_token(&token)?;
+            let (not_before, expires) = checked.window();
+            let root = node_text(&instance, &checked.root())?;
+            if ctx.json {
+                return output::json(&json!({
+                    "token_id": token.id().to_string(),
+                    "root": checked.root().to_string(),
+                    "role": checked.role().to_string(),
+                    "scope": checked.scope().to_string(),
+                    "not_before": not_before,
+                    "expires": (expires != NO_EXPIRY).then_some(expires),
+                }));
+            }
+            let starts = if not_before > now() {
+                format!(" from {}", format_unix_time(not_before))
+            } else {
+                String::new()
+            };
             println!(
-                "kept token {}: {} on {} from {}",
+                "kept token {}: {} on {} from {root}, valid{starts} until {}",
                 &token.id().to_string()[..16],
-                token.role(),
-                token.scope(),
-                token.root_issuer()
+                checked.role(),
+                checked.scope(),
+                expiry_text(expires),
+            );
+            println!(
+                "  signatures, chain and time window checked here; {root} checks the rest when the token is used"
             );
         }
     }
@@ -312,15 +322,41 @@ pub fn token(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
 
 pub fn revoke(ctx: &Context, args: RevokeArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
-    let id = block_id_from_arg(&instance, &args.token)?;
+    let target = block_id_from_arg(&instance, &args.token)?;
+    let id = target.id;
     let new = instance.revoke(&id, args.reason.as_deref())?;
+    let here = instance.public_key()?;
+    let issued_here = target.root == Some(here);
     if ctx.json {
-        return output::json(&json!({"revoked": id.to_string(), "already": !new}));
+        return output::json(&json!({
+            "revoked": id.to_string(),
+            "already": !new,
+            "issuer": target.root.map(|r| r.to_string()),
+            "issued_here": issued_here,
+        }));
     }
-    if new {
-        println!("revoked {id}; it and every token delegated from it are refused from now on");
+    if !new {
+        println!("{id} was already revoked here");
+        return Ok(());
+    }
+    println!("revoked {id}");
+    if issued_here {
+        println!(
+            "  this node issued it and refuses it, and every token delegated from it, from now on"
+        );
     } else {
-        println!("{id} was already revoked");
+        println!("  here: this node refuses it, and every token delegated from it, from now on");
+        match &target.root {
+            Some(root) => println!(
+                "  at {}, which serves the data: only once it has synced with this node; \
+                 until then it still accepts the token there",
+                node_text(&instance, root)?
+            ),
+            None => println!(
+                "  if another node issued it, that node, which serves the data, refuses it \
+                 only once it has synced with this node"
+            ),
+        }
     }
     Ok(())
 }
@@ -337,8 +373,17 @@ pub fn tokens(ctx: &Context) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let mut table = Table::new(&["id", "kind", "holder", "role", "scope", "expires", "state"]);
+    let mut table = Table::new(&[
+        "id", "kind", "holder", "role", "scope", "expires", "state", "why",
+    ]);
     for t in tokens {
+        let why = match &t.reason {
+            Some(reason) => output::clip(reason, 60),
+            None if t.checked.contains("checked by the issuing node") => {
+                "membership checked by the issuing node".into()
+            }
+            None => String::new(),
+        };
         table.row(vec![
             t.token_id[..12].to_string(),
             format!("{:?}", t.kind).to_lowercase(),
@@ -347,6 +392,7 @@ pub fn tokens(ctx: &Context) -> anyhow::Result<()> {
             output::clip(&t.scope, 32),
             t.expires.map_or("never".into(), format_unix_time),
             t.state.to_string(),
+            why,
         ]);
     }
     table.print();
@@ -354,7 +400,7 @@ pub fn tokens(ctx: &Context) -> anyhow::Result<()> {
 }
 
 fn expiry_text(expires: i64) -> String {
-    if expires == labmesh_crypto::token::NO_EXPIRY {
+    if expires == NO_EXPIRY {
         "never".into()
     } else {
         format_unix_time(expires)

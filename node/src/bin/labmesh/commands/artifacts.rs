@@ -30,7 +30,8 @@ pub struct SaveArgs {
 
 #[derive(Args)]
 pub struct LsArgs {
-    /// Show every version, not only the latest of each artifact.
+    /// Show every version, not only the latest of each artifact, and
+    /// labmesh's own artifacts (run reports, transform sources under .labmesh/).
     #[arg(long)]
     all: bool,
     /// Show the trash instead.
@@ -77,10 +78,27 @@ pub fn save(ctx: &Context, args: SaveArgs) -> anyhow::Result<()> {
         revises: args.revises,
         version: args.version,
     };
-    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
-        args.paths.into_iter().partition(|p| p.is_dir());
-    if (opts.key.is_some() || opts.revises.is_some()) && folders.len() + files.len() > 1 {
+    if let Some(key) = opts
+        .key
+        .as_deref()
+        .filter(|k| labmesh::artifact::is_internal_key(k))
+    {
+        anyhow::bail!(
+            "key {key:?} is under {}, where labmesh keeps its own artifacts (run reports, transform sources)\n  \
+             hint: choose a key outside {}",
+            labmesh::artifact::INTERNAL_KEY_PREFIX,
+            labmesh::artifact::INTERNAL_KEY_PREFIX
+        );
+    }
+    if (opts.key.is_some() || opts.revises.is_some()) && args.paths.len() > 1 {
         anyhow::bail!("--key and --revises name one artifact; pass a single path with them");
+    }
+    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        args.paths.iter().cloned().partition(|p| p.is_dir());
+    // `save_many` checks a batch of files itself; with folders in the call
+    // (saved one by one), check everything here before saving anything.
+    if !folders.is_empty() && args.paths.len() > 1 {
+        refuse_shared_keys(&instance, &args.paths)?;
     }
     let mut saved: Vec<Saved> = Vec::new();
     if !files.is_empty() {
@@ -109,6 +127,29 @@ pub fn save(ctx: &Context, args: SaveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks every path (exists, may be saved) before anything is saved, and
+/// refuses two different paths that would get the same key: the second
+/// would silently become a new version of the first.
+fn refuse_shared_keys(instance: &labmesh::Instance, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let mut seen: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
+    for path in paths {
+        let key = instance.default_key(path)?;
+        let abs = std::path::absolute(path)?;
+        if let Some(other) = seen.get(&key)
+            && *other != abs
+        {
+            anyhow::bail!(
+                "{} and {} would both be saved as {key:?}, so one would silently become a new version \
+                 of the other\n  hint: save them in separate calls with --key, or give them distinct names",
+                other.display(),
+                abs.display()
+            );
+        }
+        seen.insert(key, abs);
+    }
+    Ok(())
+}
+
 pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
     let origin = match &args.from {
@@ -121,6 +162,7 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
         key_prefix: args.prefix,
         limit: args.limit + 1,
         origin,
+        internal: args.all,
     };
     let mut rows = instance.list(&opts)?;
     let more = rows.len() > args.limit;
@@ -130,15 +172,22 @@ pub fn ls(ctx: &Context, args: LsArgs) -> anyhow::Result<()> {
     }
     let mut table = Table::new(&["uid", "key", "size", "created", "description"]);
     for a in &rows {
-        let kind = if a.kind == ArtifactKind::Folder {
-            "/"
-        } else {
-            ""
+        // Keys as they are (what --json and every command take); a
+        // folder shows its number of files instead of a decoration.
+        let size = match a.n_files {
+            Some(n) if a.kind == ArtifactKind::Folder => {
+                format!(
+                    "{}, {n} file{}",
+                    output::size(a.size),
+                    if n == 1 { "" } else { "s" }
+                )
+            }
+            _ => output::size(a.size),
         };
         table.row(vec![
             a.uid.clone(),
-            format!("{}{kind}", a.key.as_deref().unwrap_or("-")),
-            output::size(a.size),
+            a.key.as_deref().unwrap_or("-").to_string(),
+            size,
             labmesh::time::short(a.created_at),
             output::clip(a.description.as_deref().unwrap_or(""), 40),
         ]);
@@ -170,11 +219,14 @@ struct Description {
     versions: Vec<Artifact>,
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<Vec<labmesh::hash::manifest::Entry>>,
+    /// The uid of the run that created the artifact (provenance), if any.
+    run: Option<String>,
 }
 
 pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
     let artifact = instance.get(&args.artifact)?;
+    let creator = instance.creating_run(&artifact)?;
     let versions = instance.versions(&artifact.uid)?;
     let location = instance.location(&artifact)?;
     let files = match artifact.kind {
@@ -187,6 +239,7 @@ pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
             location,
             versions,
             files,
+            run: creator.map(|r| r.uid),
         });
     }
     let a = &artifact;
@@ -238,6 +291,19 @@ pub fn describe(ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
         ("storage", a.storage.clone()),
         ("location", location),
     ];
+    if let Some(r) = &creator {
+        pairs.push((
+            "run",
+            format!(
+                "{} ({} v{}, {}; `labmesh runs {}`)",
+                r.uid,
+                r.transform.key,
+                r.transform.version,
+                r.status.as_str(),
+                r.uid
+            ),
+        ));
+    }
     if let Some(n) = a.n_files {
         pairs.insert(5, ("files", n.to_string()));
     }

@@ -1,6 +1,8 @@
 //! `labmesh demo`: a guided run on an embedded default — a fresh instance
 //! with local storage in a temporary (or given) directory, sample plate
-//! readings saved, versioned, grouped in a folder, looked up and verified.
+//! readings saved, versioned, grouped in a folder, looked up and verified;
+//! then a second lab on loopback that subscribes to a shared collection
+//! (`demo_mesh`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,7 +15,8 @@ use crate::output::{self, Table};
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Where to create the demo instance (default: a temporary directory, removed afterwards).
+    /// Where to create the demo labs, DIR/lab-a and DIR/lab-b (default: a
+    /// temporary directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
@@ -22,10 +25,10 @@ pub fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
     let temp;
     let kept = args.dir.is_some();
     let root = match args.dir {
-        Some(dir) => dir,
+        Some(dir) => dir.join("lab-a"),
         None => {
             temp = tempfile::tempdir()?;
-            temp.path().join("demo-lab")
+            temp.path().join("lab-a")
         }
     };
     let step = |title: &str| {
@@ -153,25 +156,33 @@ pub fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let info = lab.info()?;
+    let plate_keys: Vec<String> = saved
+        .iter()
+        .filter_map(|s| s.artifact.key.clone())
+        .collect();
+    drop(lab);
+    let mesh = super::demo_mesh::run(&root, &plate_keys, ctx.json)?;
+    let info = Instance::open(&root)?.info()?;
     if ctx.json {
         return output::json(&serde_json::json!({
             "root": root, "init_ms": init_ms, "batch_ms": batch_ms, "artifacts": listed, "info": info,
+            "mesh": mesh,
         }));
     }
     println!(
-        "\n{} artifacts, {} versions, {} in storage.",
+        "\nlab A: {} artifacts, {} versions, {} in storage.",
         info.artifacts,
         info.versions,
         output::size(info.bytes)
     );
     if kept {
         println!(
-            "Explore it: labmesh --instance {} describe data/plate2.csv",
-            root.display()
+            "Explore them: labmesh --instance {} describe data/plate2.csv; labmesh --instance {} ls --from lab-a",
+            root.display(),
+            root.with_file_name("lab-b").display()
         );
     } else {
-        println!("The demo instance was temporary; `labmesh demo --dir DIR` keeps one to explore.");
+        println!("The demo labs were temporary; `labmesh demo --dir DIR` keeps them to explore.");
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub struct ShareArgs {
     #[arg(long, default_value = "read", requires = "with")]
     role: labmesh_crypto::Role,
     /// Expiry of the grant: 30d, 1y, a date, or never.
-    #[arg(long, default_value = "1y", requires = "with")]
+    #[arg(long, default_value = "1y", requires = "with", allow_hyphen_values = true)]
     expires: String,
 }
 
@@ -24,8 +24,9 @@ pub struct ShareArgs {
 pub struct SubscribeArgs {
     /// The node whose data it is (PeerId or address-book name).
     owner: String,
-    /// The scope, as the owner shares it (e.g. instance:<uid> or collection:<stem>).
-    scope: String,
+    /// The scope, as the owner shares it (`instance`, `instance:<uid>`,
+    /// `collection:<uid>`); default: every scope the owner granted this node.
+    scope: Option<String>,
 }
 
 #[derive(Args)]
@@ -86,13 +87,17 @@ pub fn share(ctx: &Context, args: ShareArgs) -> anyhow::Result<()> {
 
 pub fn subscribe(ctx: &Context, args: SubscribeArgs) -> anyhow::Result<()> {
     let instance = ctx.open()?;
-    let scope = instance.subscribe(&args.owner, &args.scope)?;
+    let scopes = match &args.scope {
+        Some(scope) => vec![instance.subscribe(&args.owner, scope)?],
+        None => instance.subscribe_granted(&args.owner)?,
+    };
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
     if ctx.json {
-        return output::json(&serde_json::json!({ "subscribed": scope.as_str() }));
+        return output::json(&serde_json::json!({ "subscribed": names }));
     }
     println!(
         "subscribed to {} of {}; `labmesh sync` (or the daemon) pulls it",
-        scope.as_str(),
+        names.join(", "),
         args.owner
     );
     Ok(())
@@ -213,13 +218,11 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("labmesh node {} ({})", instance.peer_id(), instance.name());
     let root = instance.root().to_path_buf();
     drop(instance);
-    let opts = labmesh::daemon::DaemonOptions {
-        net,
-        until_quiet: None,
-        deadline: None,
-        only: None,
-    };
-    labmesh::daemon::run(&root, opts, print_event)?;
+    labmesh::daemon::run(
+        &root,
+        labmesh::daemon::DaemonOptions::serve(net),
+        print_event,
+    )?;
     Ok(())
 }
 
@@ -229,6 +232,7 @@ fn print_event(e: labmesh::daemon::DaemonEvent) {
         Listening(a) => eprintln!("listening on {a}"),
         Connected(p) => eprintln!("connected: {p}"),
         Disconnected(p) => eprintln!("disconnected: {p}"),
+        InSync { peer, scope } => eprintln!("in sync with {peer}: {scope}"),
         Problem(p) => eprintln!("problem: {p}"),
         Synced { .. } => {}
     }
@@ -240,26 +244,35 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
         Some(p) => Some(vec![instance.resolve_peer(p)?]),
         None => None,
     };
-    if instance
+    let reachable = instance
         .network_peers()?
-        .iter()
-        .all(|p| p.addresses.is_empty())
-    {
-        anyhow::bail!("no peer has an address yet: `labmesh peer add <multiaddr>` first");
+        .into_iter()
+        .filter(|p| !p.addresses.is_empty())
+        .filter(|p| {
+            only.as_ref()
+                .is_none_or(|o| o.iter().any(|k| k.to_string() == p.peer_id))
+        })
+        .count();
+    if reachable == 0 {
+        anyhow::bail!(
+            "no peer {}has an address yet: `labmesh peer add <multiaddr>` first",
+            if only.is_some() {
+                "of those named "
+            } else {
+                ""
+            }
+        );
     }
-    let mut net = net_config(&instance, &[], true)?;
-    net.listen = vec![
-        "/ip4/0.0.0.0/udp/0/quic-v1".parse()?,
-        "/ip4/0.0.0.0/tcp/0".parse()?,
-    ];
+    // Dial out from the interfaces the node is configured for, on free
+    // ports, so a daemon of this instance can keep its own.
+    let net = labmesh::daemon::ephemeral(net_config(&instance, &[], true)?);
     let root = instance.root().to_path_buf();
     drop(instance);
-    let opts = labmesh::daemon::DaemonOptions {
+    let opts = labmesh::daemon::DaemonOptions::once(
         net,
-        until_quiet: Some(std::time::Duration::from_millis(1500)),
-        deadline: Some(std::time::Duration::from_secs(args.timeout)),
+        std::time::Duration::from_secs(args.timeout),
         only,
-    };
+    );
     let quiet = ctx.json;
     let report = labmesh::daemon::run(&root, opts, |e| {
         if !quiet {
@@ -270,12 +283,20 @@ pub fn sync(ctx: &Context, args: SyncArgs) -> anyhow::Result<()> {
         return output::json(&report);
     }
     if report.peers_connected == 0 {
-        anyhow::bail!("no peer could be reached within {} s", args.timeout);
+        anyhow::bail!(
+            "no peer could be reached within {} s; `labmesh peers` shows their addresses",
+            args.timeout
+        );
     }
     println!(
         "synced with {} peer(s): {} messages in, {} out",
         report.peers_connected, report.messages_in, report.messages_out
     );
+    for (peer, scope) in &report.behind {
+        println!(
+            "  still catching up with {peer} on {scope}: run `labmesh sync` again, or keep `labmesh serve` running"
+        );
+    }
     Ok(())
 }
 
@@ -299,11 +320,19 @@ pub fn peers(ctx: &Context) -> anyhow::Result<()> {
     if ctx.json {
         return output::json(&peers);
     }
-    let mut t = Table::new(&["name", "peer id", "last seen", "address"]);
+    if peers.is_empty() {
+        eprintln!("no peers yet; `labmesh peer add <multiaddr> --name <name>` adds one");
+        return Ok(());
+    }
+    let mut t = Table::new(&["name", "peer id", "state", "last seen", "address"]);
     for p in peers {
         t.row(vec![
             p.name.unwrap_or_else(|| "-".into()),
             p.peer_id,
+            match p.connected_since {
+                Some(since) => format!("connected since {}", labmesh::time::short(since)),
+                None => "-".into(),
+            },
             p.last_seen
                 .map(labmesh::time::short)
                 .unwrap_or_else(|| "never".into()),
@@ -311,6 +340,9 @@ pub fn peers(ctx: &Context) -> anyhow::Result<()> {
         ]);
     }
     t.print();
+    if labmesh::daemon::running(instance.root()).is_none() {
+        eprintln!("no daemon is serving this instance: `labmesh serve` keeps connections open");
+    }
     Ok(())
 }
 
@@ -320,9 +352,41 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
     if ctx.json {
         return output::json(&status);
     }
-    println!("node {} ({})", instance.peer_id(), instance.name());
-    let mut t = Table::new(&["scope", "owner", "records", "conflicts", "origins (seq)"]);
+    println!(
+        "node {} ({}); {}",
+        instance.peer_id(),
+        instance.name(),
+        match status.daemon {
+            Some(pid) => format!("daemon running (pid {pid})"),
+            None => "no daemon running (`labmesh serve`)".into(),
+        }
+    );
+    let mut t = Table::new(&["scope", "owner", "records", "conflicts", "with peers"]);
     for s in &status.shares {
+        let with = if s.peers.is_empty() {
+            "never compared".to_string()
+        } else {
+            s.peers
+                .iter()
+                .map(|p| {
+                    let who = p
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| output::clip(&p.peer_id, 12));
+                    match (p.in_sync_since, p.differs_since) {
+                        (Some(_), _) => format!(
+                            "{who}: in sync (checked {})",
+                            labmesh::time::short(p.last_exchange_at)
+                        ),
+                        (None, Some(since)) => {
+                            format!("{who}: behind since {}", labmesh::time::short(since))
+                        }
+                        (None, None) => format!("{who}: unknown"),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         t.row(vec![
             s.share.scope.clone(),
             if s.share.subscribed_from.is_none() {
@@ -332,11 +396,7 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
             },
             s.share.records.to_string(),
             s.share.conflicted.to_string(),
-            s.marks
-                .iter()
-                .map(|(o, q)| format!("{}:{q}", output::clip(o, 12)))
-                .collect::<Vec<_>>()
-                .join(" "),
+            with,
         ]);
     }
     if t.is_empty() {

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod artifacts;
 pub mod demo;
+pub mod demo_mesh;
 pub mod instance;
 pub mod mesh;
 pub mod provenance;

@@ -151,9 +151,15 @@ fn run_command(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
     })?;
     let run = &executed.run;
     if let Some(error) = &run.error {
+        let hint = match executed.exit_code {
+            127 => "check the command's spelling and PATH",
+            126 => {
+                "make it executable (`chmod +x`), or run it through its interpreter (`sh script.sh`)"
+            }
+            _ => "see the error above",
+        };
         eprintln!(
-            "error: {error}\n  hint: check the command's spelling and PATH; the run was recorded \
-             as errored (`labmesh runs {}`)",
+            "error: {error}\n  hint: {hint}; the run was recorded as errored (`labmesh runs {}`)",
             run.uid
         );
     }
@@ -209,7 +215,13 @@ pub fn runs(ctx: &Context, args: RunsArgs) -> anyhow::Result<()> {
         return output::json(&runs);
     }
     if runs.is_empty() {
-        eprintln!("no runs yet; `labmesh run -- <command>` records one");
+        let status: Option<RunStatus> = opts.status;
+        match (status, &opts.transform) {
+            (None, None) => eprintln!("no runs yet; `labmesh run -- <command>` records one"),
+            (Some(s), None) => eprintln!("no {} runs", s.as_str()),
+            (None, Some(t)) => eprintln!("no runs of {t}"),
+            (Some(s), Some(t)) => eprintln!("no {} runs of {t}", s.as_str()),
+        }
         return Ok(());
     }
     let mut table = Table::new(&[

@@ -1,18 +1,21 @@
-//! Registry verbs: label, feature, annotate, schema, collection, filter,
-//! search, validate, inspect, standardize.
+//! Registry verbs: label, feature, annotate, schema, collection; the
+//! query verbs (filter, search) and the value checks (validate, inspect,
+//! standardize) are in the submodules.
+
+mod query;
+mod values;
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use labmesh::query::{FilterOptions, Found};
 use labmesh::registry::feature::FeatureSpec;
 use labmesh::registry::label::LabelSpec;
 use labmesh::registry::split_list;
-use labmesh::search::Registry;
-use labmesh::search::vocabulary::{FieldSpec, Verdict};
 
 use super::Context;
 use crate::output::{self, Table};
+pub use query::{FilterArgs, SearchArgs, filter, search};
+pub use values::{ValuesArgs, inspect, standardize, validate};
 
 #[derive(Args)]
 pub struct LabelArgs {
@@ -121,6 +124,8 @@ enum SchemaAction {
     },
     /// Show a schema's features.
     Show { schema: String },
+    /// List schemas.
+    Ls,
 }
 
 #[derive(Args)]
@@ -138,53 +143,28 @@ enum CollectionAction {
         artifacts: Vec<String>,
         #[arg(long, short)]
         description: Option<String>,
+        /// Create it even though its key is close to an existing one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove artifacts from a collection, as a new version.
+    Remove {
+        key: String,
+        #[arg(long = "artifact", value_name = "ARTIFACT", required = true)]
+        artifacts: Vec<String>,
+    },
+    /// Put a collection's artifacts in a new order (list every member), as a new version.
+    Reorder {
+        key: String,
+        #[arg(long = "artifact", value_name = "ARTIFACT", required = true)]
+        artifacts: Vec<String>,
     },
     /// Show a collection and its artifacts.
     Show { collection: String },
+    /// Every version of a collection, oldest first.
+    Versions { collection: String },
     /// List collections.
     Ls,
-}
-
-#[derive(Args)]
-pub struct FilterArgs {
-    /// artifact, label, feature or collection.
-    registry: Registry,
-    /// e.g. 'key ^= "raw/" and size > 1000 and labels.name = "liver" and temperature >= 37'
-    expression: String,
-    /// A field to order by; -FIELD for descending.
-    #[arg(long, allow_hyphen_values = true)]
-    order: Option<String>,
-    #[arg(long, default_value_t = 100)]
-    limit: usize,
-    /// Include every version, not only the latest.
-    #[arg(long)]
-    all_versions: bool,
-    /// Print CSV instead of a table.
-    #[arg(long, conflicts_with = "json")]
-    csv: bool,
-}
-
-#[derive(Args)]
-pub struct SearchArgs {
-    /// artifact, label, feature, collection or schema.
-    registry: Registry,
-    query: String,
-    #[arg(long, default_value_t = 20)]
-    limit: usize,
-}
-
-#[derive(Args)]
-pub struct ValuesArgs {
-    /// What to check against: label, label:TYPE or feature.
-    field: FieldSpec,
-    /// Values to check.
-    values: Vec<String>,
-    /// Read the values from this CSV or parquet file instead…
-    #[arg(long, requires = "column")]
-    file: Option<PathBuf>,
-    /// …from this column.
-    #[arg(long, requires = "file")]
-    column: Option<String>,
 }
 
 pub fn label(ctx: &Context, args: LabelArgs) -> anyhow::Result<()> {
@@ -410,7 +390,28 @@ pub fn schema(ctx: &Context, args: SchemaArgs) -> anyhow::Result<()> {
                 ("features", s.features.join(", ")),
                 ("ordered", s.ordered.to_string()),
                 ("hash", s.hash.clone()),
+                (
+                    "description",
+                    s.description.clone().unwrap_or_else(|| "-".into()),
+                ),
             ]);
+        }
+        SchemaAction::Ls => {
+            let all = instance.schemas()?;
+            if ctx.json {
+                return output::json(&all);
+            }
+            let mut t = Table::new(&["uid", "name", "features", "ordered", "description"]);
+            for s in all {
+                t.row(vec![
+                    s.uid,
+                    s.name,
+                    s.features.join(", "),
+                    if s.ordered { "yes" } else { "no" }.into(),
+                    s.description.unwrap_or_default(),
+                ]);
+            }
+            t.print();
         }
     }
     Ok(())
@@ -423,19 +424,33 @@ pub fn collection(ctx: &Context, args: CollectionArgs) -> anyhow::Result<()> {
             key,
             artifacts,
             description,
+            force,
         } => {
-            let added = instance.add_collection(&key, &artifacts, description.as_deref())?;
+            let added = instance.add_collection(&key, &artifacts, description.as_deref(), force)?;
+            print_saved(ctx, &added)?;
+        }
+        CollectionAction::Remove { key, artifacts } => {
+            print_saved(ctx, &instance.remove_from_collection(&key, &artifacts)?)?;
+        }
+        CollectionAction::Reorder { key, artifacts } => {
+            print_saved(ctx, &instance.reorder_collection(&key, &artifacts)?)?;
+        }
+        CollectionAction::Versions { collection } => {
+            let versions = instance.collection_versions(&collection)?;
             if ctx.json {
-                return output::json(&added);
+                return output::json(&versions);
             }
-            let c = &added.record;
-            let verb = if added.created {
-                "saved collection"
-            } else {
-                "exists: collection"
-            };
-            println!("{verb} {} {} ({} artifacts)", c.uid, c.key, c.n_artifacts);
-            output::notices(&added.notices);
+            let mut t = Table::new(&["uid", "key", "artifacts", "created", "latest"]);
+            for c in versions {
+                t.row(vec![
+                    c.uid,
+                    c.key,
+                    c.n_artifacts.to_string(),
+                    labmesh::time::short(c.created_at),
+                    if c.is_latest { "yes" } else { "" }.into(),
+                ]);
+            }
+            t.print();
         }
         CollectionAction::Show { collection } => {
             let c = instance.collection(&collection)?;
@@ -482,273 +497,21 @@ pub fn collection(ctx: &Context, args: CollectionArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn filter(ctx: &Context, args: FilterArgs) -> anyhow::Result<()> {
-    let instance = ctx.open()?;
-    let opts = FilterOptions {
-        order: args.order,
-        limit: args.limit,
-        all_versions: args.all_versions,
+/// What a collection verb made (or found).
+fn print_saved(
+    ctx: &Context,
+    added: &labmesh::registry::Added<labmesh::registry::collection::Collection>,
+) -> anyhow::Result<()> {
+    if ctx.json {
+        return output::json(added);
+    }
+    let c = &added.record;
+    let verb = if added.created {
+        "saved collection"
+    } else {
+        "exists: collection"
     };
-    let found = instance.filter(args.registry, &args.expression, &opts)?;
-    if ctx.json {
-        return output::json(&found);
-    }
-    let (header, rows): (Vec<&'static str>, Vec<Vec<String>>) = match &found {
-        Found::Artifacts(v) => (
-            vec!["uid", "key", "size", "created", "description"],
-            v.iter()
-                .map(|a| {
-                    vec![
-                        a.uid.clone(),
-                        a.label().to_string(),
-                        if args.csv {
-                            a.size.to_string()
-                        } else {
-                            output::size(a.size)
-                        },
-                        if args.csv {
-                            labmesh::time::rfc3339(a.created_at)
-                        } else {
-                            labmesh::time::short(a.created_at)
-                        },
-                        a.description.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect(),
-        ),
-        Found::Labels(v) => (
-            vec!["uid", "name", "type", "parents"],
-            v.iter()
-                .map(|l| {
-                    vec![
-                        l.uid.clone(),
-                        l.name.clone(),
-                        l.type_.clone().unwrap_or_default(),
-                        l.parents.join(";"),
-                    ]
-                })
-                .collect(),
-        ),
-        Found::Features(v) => (
-            vec!["uid", "name", "dtype", "unit"],
-            v.iter()
-                .map(|f| {
-                    vec![
-                        f.uid.clone(),
-                        f.name.clone(),
-                        f.dtype.clone(),
-                        f.unit.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect(),
-        ),
-        Found::Collections(v) => (
-            vec!["uid", "key", "artifacts", "description"],
-            v.iter()
-                .map(|c| {
-                    vec![
-                        c.uid.clone(),
-                        c.key.clone(),
-                        c.n_artifacts.to_string(),
-                        c.description.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect(),
-        ),
-    };
-    if args.csv {
-        println!("{}", header.join(","));
-        for r in rows {
-            println!(
-                "{}",
-                r.iter()
-                    .map(|c| output::csv_cell(c))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        }
-        return Ok(());
-    }
-    if rows.is_empty() {
-        eprintln!("nothing matches");
-        return Ok(());
-    }
-    let mut t = Table::new(&header);
-    for r in rows {
-        t.row(r);
-    }
-    t.print();
-    if found.len() == args.limit {
-        eprintln!("(the first {}; --limit N shows more)", args.limit);
-    }
-    Ok(())
-}
-
-pub fn search(ctx: &Context, args: SearchArgs) -> anyhow::Result<()> {
-    let instance = ctx.open()?;
-    let hits = instance.search(args.registry, &args.query, args.limit)?;
-    if ctx.json {
-        return output::json(&hits);
-    }
-    if hits.is_empty() {
-        eprintln!("no {:?} matches {:?}", args.registry, args.query);
-        return Ok(());
-    }
-    let mut t = Table::new(&["uid", "name", "match", "detail"]);
-    for h in hits {
-        let tier = match h.tier {
-            labmesh::search::Tier::Fuzzy => format!(
-                "fuzzy ({} edit{})",
-                h.distance,
-                if h.distance == 1 { "" } else { "s" }
-            ),
-            other => format!("{other:?}").to_lowercase(),
-        };
-        t.row(vec![h.uid, h.name, tier, h.detail.unwrap_or_default()]);
-    }
-    t.print();
-    Ok(())
-}
-
-/// The values to check: from the command line or a file column.
-fn values(args: &ValuesArgs) -> anyhow::Result<Vec<String>> {
-    match (&args.file, &args.column) {
-        (Some(file), Some(column)) => {
-            if !args.values.is_empty() {
-                anyhow::bail!(
-                    "give values either on the command line or with --file/--column, not both"
-                );
-            }
-            Ok(labmesh::tabular::read_column(file, column)?
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect())
-        }
-        _ if args.values.is_empty() => {
-            anyhow::bail!("no values to check: list them, or use --file FILE --column NAME")
-        }
-        _ => Ok(args.values.clone()),
-    }
-}
-
-pub fn validate(ctx: &Context, args: ValuesArgs) -> anyhow::Result<()> {
-    let instance = ctx.open()?;
-    let vocab = instance.vocabulary(&args.field)?;
-    let values = values(&args)?;
-    let valid: Vec<bool> = values.iter().map(|v| vocab.judge(v).is_valid()).collect();
-    let n_invalid = valid.iter().filter(|v| !**v).count();
-    if ctx.json {
-        output::json(
-            &values
-                .iter()
-                .zip(&valid)
-                .map(|(v, ok)| serde_json::json!({"value": v, "valid": ok}))
-                .collect::<Vec<_>>(),
-        )?;
-    } else if values.len() <= 200 {
-        let mut t = Table::new(&["value", "valid"]);
-        for (v, ok) in values.iter().zip(&valid) {
-            t.row(vec![
-                v.clone(),
-                if *ok { "yes".into() } else { "no".into() },
-            ]);
-        }
-        t.print();
-    }
-    if n_invalid > 0 {
-        anyhow::bail!(
-            "{n_invalid} of {} value(s) are not valid {} names; `labmesh inspect` suggests fixes",
-            values.len(),
-            args.field
-        );
-    }
-    if !ctx.json {
-        eprintln!("all {} value(s) are valid", values.len());
-    }
-    Ok(())
-}
-
-pub fn inspect(ctx: &Context, args: ValuesArgs) -> anyhow::Result<()> {
-    let instance = ctx.open()?;
-    let vocab = instance.vocabulary(&args.field)?;
-    let values = values(&args)?;
-    let verdicts = vocab.inspect_all(values.iter().map(String::as_str));
-    if ctx.json {
-        return output::json(
-            &values
-                .iter()
-                .zip(&verdicts)
-                .map(|(v, d)| serde_json::json!({"value": v, "verdict": d}))
-                .collect::<Vec<_>>(),
-        );
-    }
-    let mut t = Table::new(&["value", "status", "fix"]);
-    let (mut ok, mut fixable, mut bad) = (0, 0, 0);
-    for (v, d) in values.iter().zip(&verdicts) {
-        let (status, fix) = match d {
-            Verdict::Valid => {
-                ok += 1;
-                ("validated", String::new())
-            }
-            Verdict::Case { standard } => {
-                fixable += 1;
-                ("case differs", standard.clone())
-            }
-            Verdict::Synonym { standard } => {
-                fixable += 1;
-                ("synonym", standard.clone())
-            }
-            Verdict::Invalid { suggestion } => {
-                bad += 1;
-                (
-                    "not validated",
-                    suggestion
-                        .as_ref()
-                        .map(|s| format!("did you mean {s:?}?"))
-                        .unwrap_or_default(),
-                )
-            }
-        };
-        if values.len() <= 200 || !matches!(d, Verdict::Valid) {
-            t.row(vec![v.clone(), status.into(), fix]);
-        }
-    }
-    t.print();
-    eprintln!("{ok} validated, {fixable} fixable with `labmesh standardize`, {bad} not validated");
-    Ok(())
-}
-
-pub fn standardize(ctx: &Context, args: ValuesArgs) -> anyhow::Result<()> {
-    let instance = ctx.open()?;
-    let vocab = instance.vocabulary(&args.field)?;
-    let values = values(&args)?;
-    let out: Vec<(String, String, bool)> = values
-        .iter()
-        .map(|v| match vocab.judge(v) {
-            Verdict::Valid => (v.clone(), v.clone(), true),
-            verdict => match verdict.standard() {
-                Some(s) => (v.clone(), s.to_string(), true),
-                None => (v.clone(), v.clone(), false),
-            },
-        })
-        .collect();
-    if ctx.json {
-        return output::json(
-            &out.iter()
-                .map(|(v, s, known)| serde_json::json!({"value": v, "standard": s, "known": known}))
-                .collect::<Vec<_>>(),
-        );
-    }
-    for (v, s, known) in &out {
-        if *known {
-            println!("{s}");
-        } else {
-            println!("{v}");
-            eprintln!(
-                "note: {v:?} is not a known {} name; left as it is",
-                args.field
-            );
-        }
-    }
+    println!("{verb} {} {} ({} artifacts)", c.uid, c.key, c.n_artifacts);
+    output::notices(&added.notices);
     Ok(())
 }
