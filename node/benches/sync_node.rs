@@ -91,6 +91,21 @@ fn files(dir: &std::path::Path, tag: &str, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
+/// This process's CPU seconds so far: (user, system).
+fn cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // utime, stime in USER_HZ (100 on Linux).
+    (
+        f.get(11).copied().unwrap_or(0.0) / 100.0,
+        f.get(12).copied().unwrap_or(0.0) / 100.0,
+    )
+}
+
 fn per_sec(n: usize, d: Duration) -> String {
     format!("{:.1} k/s", n as f64 / d.as_secs_f64() / 1e3)
 }
@@ -155,7 +170,9 @@ fn main() {
         tempfile::tempdir_in(std::env::var("LABMESH_BENCH_DIR").unwrap_or_else(|_| ".".into()))
             .unwrap();
     let dir = work.path();
-    unshared_cost(dir);
+    if std::env::var_os("LABMESH_BENCH_SKIP_SAVES").is_none() {
+        unshared_cost(dir);
+    }
 
     let (mut a, mut b, mut c) = (node(dir, "a"), node(dir, "b"), node(dir, "c"));
     let paths = files(a.lab.root(), "r", n);
@@ -193,7 +210,9 @@ fn main() {
         .connect(&b.lab, a.key, std::slice::from_ref(&scope))
         .unwrap();
     let kb = b.key;
+    let before = cpu();
     let spent = pump(&mut [&mut a, &mut b], out, kb);
+    let after = cpu();
     let got = b
         .lab
         .list(&ListOptions {
@@ -205,12 +224,17 @@ fn main() {
     assert_eq!(got, n, "B has every record");
     println!(
         "incremental remote changes: {got} records applied by the subscriber in {:.2} s = {} \
-         (the owner spent {:.2} s serving)",
+         (the owner spent {:.2} s serving; both: {:.2} s user, {:.2} s system CPU)",
         spent[1].as_secs_f64(),
         per_sec(got, spent[1]),
-        spent[0].as_secs_f64()
+        spent[0].as_secs_f64(),
+        after.0 - before.0,
+        after.1 - before.1
     );
 
+    if std::env::var_os("LABMESH_BENCH_SKIP_BOOTSTRAP").is_some() {
+        return;
+    }
     // Bootstrap: C takes a snapshot (documents as they are) instead.
     a.session
         .connect(&a.lab, c.key, std::slice::from_ref(&scope))
@@ -221,7 +245,9 @@ fn main() {
         .unwrap();
     out.extend(c.session.bootstrap(&c.lab, a.key, &scope).unwrap());
     let kc = c.key;
+    let before = cpu();
     let spent = pump(&mut [&mut a, &mut c], out, kc);
+    let after = cpu();
     let got = c
         .lab
         .list(&ListOptions {
@@ -233,9 +259,11 @@ fn main() {
     assert_eq!(got, n, "C has every record");
     println!(
         "bootstrap snapshot: {got} records applied by the subscriber in {:.2} s = {} \
-         (the owner spent {:.2} s serving)",
+         (the owner spent {:.2} s serving; both: {:.2} s user, {:.2} s system CPU)",
         spent[1].as_secs_f64(),
         per_sec(got, spent[1]),
-        spent[0].as_secs_f64()
+        spent[0].as_secs_f64(),
+        after.0 - before.0,
+        after.1 - before.1
     );
 }

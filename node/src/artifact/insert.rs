@@ -29,7 +29,10 @@ impl Instance {
     ) -> Result<Saved> {
         let db = self.db_path();
         // Another process may have registered the same content since we looked.
-        if !own_record && let Some(existing) = self.by_content(&src.hash, src.size, src.kind)? {
+        if !own_record
+            && let Some(existing) =
+                self.by_content(&src.hash, src.size, src.kind, src.key.as_deref())?
+        {
             return Ok(existing_notice(existing, src, opts));
         }
         let previous = match (&src.revises, &src.key) {

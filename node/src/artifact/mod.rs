@@ -278,23 +278,33 @@ impl Instance {
             .db(&self.db_path())
     }
 
-    /// A live artifact with this content, if any (the oldest, so repeated
-    /// saves keep pointing at the same record).
+    /// An artifact with this content, if any: live first, then the oldest
+    /// by `(created_at, uid)` — the same record on every replica, so content
+    /// registered on two nodes dedups alike everywhere. labmesh's own
+    /// records (keys under `.labmesh/`: run reports, transform sources) and
+    /// users' records dedup only among themselves: a user's file is never
+    /// returned as a run's report, nor a transform source as a user's file.
     pub(crate) fn by_content(
         &self,
         hash: &ContentHash,
         size: u64,
         kind: ArtifactKind,
+        key: Option<&str>,
     ) -> Result<Option<Artifact>> {
+        let own = key.is_some_and(is_own_key);
         let sql = format!(
             "{SELECT} WHERE a.hash = ?1 AND a.size = ?2 AND a.kind = ?3 \
-             ORDER BY a.trashed_at IS NOT NULL, a.created_at, a.id LIMIT 1"
+             AND (coalesce(a.key, '') LIKE '.labmesh/%') = ?4 \
+             ORDER BY a.trashed_at IS NOT NULL, a.created_at, a.uid LIMIT 1"
         );
         self.conn
             .prepare_cached(&sql)
             .and_then(|mut s| {
-                s.query_row(params![hash.to_hex(), size as i64, kind.as_str()], from_row)
-                    .optional()
+                s.query_row(
+                    params![hash.to_hex(), size as i64, kind.as_str(), own],
+                    from_row,
+                )
+                .optional()
             })
             .db(&self.db_path())
     }
@@ -415,4 +425,9 @@ impl Instance {
             .filter(|k| !same_suffix || crate::suffix::suffix_of(k) == suffix);
         Ok(similar::closest(query, same_kind).map(str::to_string))
     }
+}
+
+/// Whether a key names one of labmesh's own records (under `.labmesh/`).
+pub(crate) fn is_own_key(key: &str) -> bool {
+    key.starts_with(".labmesh/")
 }

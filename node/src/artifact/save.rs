@@ -74,7 +74,9 @@ impl Instance {
         let _lock = self.storage_lock(LockMode::Shared)?;
         let storage = self.storage(self.default_storage.id)?;
         let mut src = self.prepare(path, opts, &storage)?;
-        if let Some(existing) = self.by_content(&src.hash, src.size, src.kind)? {
+        if let Some(existing) =
+            self.by_content(&src.hash, src.size, src.kind, src.key.as_deref())?
+        {
             self.heal(&storage, &src, &existing)?;
             if !own_record {
                 // Provenance: produced again by the current run, if one is active.
@@ -140,7 +142,7 @@ impl Instance {
         let mut first_index = HashMap::new();
         let mut to_store = Vec::new();
         for (i, s) in sources.iter().enumerate() {
-            if let Some(existing) = self.by_content(&s.hash, s.size, s.kind)? {
+            if let Some(existing) = self.by_content(&s.hash, s.size, s.kind, s.key.as_deref())? {
                 self.heal(&storage, s, &existing)?;
                 outcome[i] = Some(existing_notice(existing, s, opts));
             } else if first_index.insert(s.identity(), i).is_none() {

@@ -19,6 +19,16 @@ impl Instance {
     pub fn apply_sync_output(&self, conn: &Connection, output: Output) -> Result<Vec<Outgoing>> {
         let db = self.db_path();
         let mut artifacts_arrived = false;
+        // Bucket digests are XORs: fold every change of this output in
+        // memory and write each touched bucket once.
+        let mut buckets: std::collections::BTreeMap<(ScopeId, i64), [u8; 16]> =
+            std::collections::BTreeMap::new();
+        let mut toggle = |scope: &ScopeId, bucket: i64, digest: &[u8]| {
+            let acc = buckets.entry((scope.clone(), bucket)).or_insert([0; 16]);
+            for (a, d) in acc.iter_mut().zip(digest) {
+                *a ^= d;
+            }
+        };
         for effect in output.effects {
             match effect {
                 Effect::PutDocument {
@@ -35,9 +45,9 @@ impl Instance {
                         .and_then(|mut s| s.query_row([scope.as_str(), uid.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                         .db(&db)?;
                     if let Some((old_digest, old_bucket)) = old {
-                        toggle_bucket(conn, &scope, old_bucket, &old_digest).db(&db)?;
+                        toggle(&scope, old_bucket, &old_digest);
                     }
-                    toggle_bucket(conn, &scope, bucket as i64, &digest).db(&db)?;
+                    toggle(&scope, bucket as i64, &digest);
                     let kind = kind_of(&view);
                     let conflicted = (!view.conflicted.is_empty())
                         .then(|| serde_json::to_string(&view.conflicted).unwrap_or_default());
@@ -125,6 +135,11 @@ impl Instance {
                             .db(&db)?;
                     }
                 }
+            }
+        }
+        for ((scope, bucket), delta) in &buckets {
+            if delta.iter().any(|b| *b != 0) {
+                toggle_bucket(conn, scope, *bucket, delta).db(&db)?;
             }
         }
         if artifacts_arrived {

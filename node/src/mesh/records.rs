@@ -16,7 +16,7 @@ use crate::artifact::Artifact;
 use crate::error::{DbContext, Result};
 use crate::instance::Instance;
 use crate::registry::collection::Collection;
-use crate::search::index::index_text;
+use crate::search::index::{index_text, unindex};
 use crate::time::now_ms;
 
 /// The field that says what a document is.
@@ -127,12 +127,17 @@ impl Instance {
     /// The local id of a node, adding it to the address book if new.
     pub(crate) fn node_id_for(&self, conn: &Connection, peer_id: &str) -> Result<i64> {
         let db = self.db_path();
-        conn.prepare_cached("INSERT OR IGNORE INTO node (peer_id, created_at) VALUES (?1, ?2)")
+        let known: Option<i64> = conn
+            .prepare_cached("SELECT id FROM node WHERE peer_id = ?1")
+            .and_then(|mut s| s.query_row([peer_id], |r| r.get(0)).optional())
+            .db(&db)?;
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        conn.prepare_cached("INSERT INTO node (peer_id, created_at) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![peer_id, now_ms()]))
             .db(&db)?;
-        conn.prepare_cached("SELECT id FROM node WHERE peer_id = ?1")
-            .and_then(|mut s| s.query_row([peer_id], |r| r.get(0)))
-            .db(&db)
+        Ok(conn.last_insert_rowid())
     }
 
     /// The local id of a (possibly remote) user, by its global uid.
@@ -171,13 +176,15 @@ impl Instance {
         let trashed_at = view
             .deleted
             .then(|| int(view, "trashed_at").unwrap_or_else(now_ms));
-        let existing: Option<(i64, Option<i64>)> = conn
-            .prepare_cached("SELECT id, trashed_at FROM artifact WHERE uid = ?1")
+        type Existing = (i64, Option<i64>, Option<String>);
+        let existing: Option<Existing> = conn
+            .prepare_cached("SELECT id, trashed_at, description FROM artifact WHERE uid = ?1")
             .and_then(|mut s| {
-                s.query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
+                s.query_row([uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()
             })
             .db(&db)?;
+        let stem = &uid[..crate::uid::STEM_LEN.min(uid.len())];
         let description = text(view, "description");
         let (Some(hash), Some(kind), Some(created_at)) = (
             text(view, "hash"),
@@ -187,13 +194,32 @@ impl Instance {
             // Not (yet) a complete artifact: its first change has not arrived.
             return Ok(());
         };
-        match existing {
-            Some((id, old_trash)) => {
+        // Which version of the family is the latest changes only when a
+        // version arrives beside others, or one is trashed or restored.
+        let family_changed = match existing {
+            Some((id, old_trash, old_description)) => {
+                let new_trash = if view.deleted {
+                    trashed_at.or(old_trash)
+                } else {
+                    None
+                };
                 conn.prepare_cached("UPDATE artifact SET description = ?2, version = ?3, trashed_at = ?4 WHERE id = ?1")
                     .and_then(|mut s| {
-                        s.execute(params![id, description, text(view, "version"), if view.deleted { trashed_at.or(old_trash) } else { None }])
+                        s.execute(params![id, description, text(view, "version"), new_trash])
                     })
                     .db(&db)?;
+                if old_description != description {
+                    // Search finds the description a replica now shows.
+                    let old: Vec<(&str, &str)> = old_description
+                        .iter()
+                        .map(|d| ("description", d.as_str()))
+                        .collect();
+                    unindex(conn, "artifact", id, &old).db(&db)?;
+                    if let Some(d) = &description {
+                        index_text(conn, "artifact", id, "description", d).db(&db)?;
+                    }
+                }
+                old_trash.is_some() != new_trash.is_some()
             }
             None => {
                 let origin = text(view, "origin").unwrap_or_default();
@@ -209,10 +235,19 @@ impl Instance {
                     None => None,
                 };
                 let key = text(view, "key");
+                let siblings: bool = conn
+                    .prepare_cached(&format!(
+                        "SELECT EXISTS (SELECT 1 FROM artifact WHERE substr(uid, 1, {}) = ?1)",
+                        crate::uid::STEM_LEN
+                    ))
+                    .and_then(|mut s| s.query_row([stem], |r| r.get(0)))
+                    .db(&db)?;
+                // Alone in its family, a live version is the latest.
+                let latest = !siblings && !view.deleted;
                 conn.prepare_cached(
                     "INSERT INTO artifact (uid, key, description, kind, suffix, hash, size, n_files, storage_id, revises_id,
                                            is_latest, version, created_at, created_by, origin_id, trashed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13, ?14, ?15)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?16, ?11, ?12, ?13, ?14, ?15)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -231,6 +266,7 @@ impl Instance {
                         user_id,
                         origin_id,
                         trashed_at,
+                        latest,
                     ])
                 })
                 .db(&db)?;
@@ -247,9 +283,13 @@ impl Instance {
                 )
                 .and_then(|mut s| s.execute(params![hash, origin, now_ms()]))
                 .db(&db)?;
+                siblings
             }
+        };
+        if family_changed {
+            crate::artifact::refresh_family(conn, stem).db(&db)?;
         }
-        crate::artifact::refresh_family(conn, &uid[..crate::uid::STEM_LEN.min(uid.len())]).db(&db)
+        Ok(())
     }
 
     /// Rebuilds a collection version's row and membership from its view.

@@ -92,9 +92,9 @@ impl SyncSession {
             };
             let store = SqlStore { conn: &tx };
             for holder in &holders {
-                let output = self
-                    .engine
-                    .revalidate(now_ms() as u64, &scope, Some(holder), &store, &access);
+                let output =
+                    self.engine
+                        .revalidate(now_ms() as u64, &scope, Some(holder), &store, &access);
                 messages.extend(instance.apply_sync_output(&tx, output)?);
             }
             tx.commit().db(&db)?;

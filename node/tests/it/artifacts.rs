@@ -814,3 +814,40 @@ fn long_work_reports_progress_in_the_phases_it_started() {
     );
     assert_eq!(phases[3].1, 400_001, "a batch counts bytes, not files");
 }
+
+#[test]
+fn content_equal_to_a_labmesh_own_record_is_saved_as_the_users_own_artifact() {
+    let lab = Lab::new();
+    // Tracking a script stores its source as labmesh's own record.
+    let script = lab.write("pipelines/step.sh", "echo step\n");
+    let run = lab
+        .instance
+        .track(&labmesh::provenance::TrackOptions {
+            source: Some(script),
+            ..Default::default()
+        })
+        .unwrap();
+    run.finish().unwrap();
+    let own: Vec<labmesh::Artifact> = lab
+        .instance
+        .list(&labmesh::ListOptions {
+            internal: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.key.as_deref().is_some_and(|k| k.starts_with(".labmesh/")))
+        .collect();
+    assert!(
+        !own.is_empty(),
+        "the source is stored as labmesh's own record"
+    );
+    // A user saves the same bytes: a user artifact, not the source record.
+    let copy = lab.write("notes/step-copy.sh", "echo step\n");
+    let saved = lab
+        .instance
+        .save(&copy, &labmesh::SaveOptions::default())
+        .unwrap();
+    assert_eq!(saved.artifact.key.as_deref(), Some("notes/step-copy.sh"));
+    assert!(own.iter().all(|o| o.uid != saved.artifact.uid));
+}

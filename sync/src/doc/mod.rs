@@ -264,21 +264,41 @@ impl RecordDoc {
 
     /// The materialized row.
     pub fn view(&self) -> RecordView {
-        let conflicted = self
-            .doc
-            .keys(ROOT)
-            .filter(|k| {
-                self.doc
-                    .get_all(ROOT, k.as_str())
-                    .is_ok_and(|a| a.len() > 1)
-            })
-            .collect();
-        RecordView {
-            fields: self.fields(),
-            deleted: self.is_deleted(),
-            created: self.created(),
-            conflicted,
+        // One pass over the root map: each entry's winning value and
+        // whether it holds concurrent values (a view is built for every
+        // document a sync applies, so this is on the hot path).
+        let mut view = RecordView {
+            fields: BTreeMap::new(),
+            deleted: false,
+            created: None,
+            conflicted: Vec::new(),
+        };
+        for key in self.doc.keys(ROOT) {
+            // `get` is the last of `get_all` (the greatest op id): one seek
+            // gives both the winner and whether there are others.
+            let Ok(mut all) = self.doc.get_all(ROOT, key.as_str()) else {
+                continue;
+            };
+            if all.len() > 1 {
+                view.conflicted.push(key.clone());
+            }
+            let value = all.pop().and_then(|(v, id)| self.read_value(&v, &id));
+            match key.as_str() {
+                DELETED => view.deleted = value == Some(FieldValue::Bool(true)),
+                CREATED => {
+                    if let Some(FieldValue::Bytes(b)) = value {
+                        view.created = Hlc::from_bytes(&b);
+                    }
+                }
+                k if k.starts_with('$') => {}
+                _ => {
+                    if let Some(v) = value {
+                        view.fields.insert(key, v);
+                    }
+                }
+            }
         }
+        view
     }
 }
 

@@ -16,7 +16,12 @@ pub struct ShareArgs {
     #[arg(long, default_value = "read", requires = "with")]
     role: labmesh_crypto::Role,
     /// Expiry of the grant: 30d, 1y, a date, or never.
-    #[arg(long, default_value = "1y", requires = "with", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value = "1y",
+        requires = "with",
+        allow_hyphen_values = true
+    )]
     expires: String,
 }
 
