@@ -23,6 +23,8 @@ CREATE TABLE sync_document (
     PRIMARY KEY (scope, uid)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sync_document_bucket ON sync_document (scope, bucket, uid);
+-- A record's documents in every scope (saves of shared records, conflicts).
+CREATE INDEX sync_document_uid ON sync_document (uid);
 CREATE INDEX sync_document_conflicted ON sync_document (scope) WHERE conflicted IS NOT NULL;
 -- Replicated write grants: the access layer reads (and fingerprints) them often.
 CREATE INDEX sync_document_grant ON sync_document (scope) WHERE kind = 'grant';

@@ -226,9 +226,17 @@ fn bootstrap(work: &Path) {
     // it is timed too, as part of subscribing.
     let started = Instant::now();
     run(&b, &["sync", "--timeout", "120"]);
+    let first = started.elapsed();
     run(&b, &["subscribe", "lab-a"]);
+    let subscribed = started.elapsed();
     run(&b, &["sync", "--timeout", "120"]);
     let took = started.elapsed();
+    eprintln!(
+        "bootstrap: first round {:.2} s, subscribe {:.2} s, bootstrap round {:.2} s",
+        first.as_secs_f64(),
+        (subscribed - first).as_secs_f64(),
+        (took - subscribed).as_secs_f64()
+    );
     let lab_b = Instance::open(&b).unwrap();
     let got = lab_b
         .list(&ListOptions {
@@ -277,7 +285,9 @@ fn latency(work: &Path) {
             // From before the local write to the row on the other node.
             samples.push(started.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Irregular pauses, so edits do not fall in step with the daemon's
+        // 50 ms look for changes.
+        std::thread::sleep(Duration::from_millis(40 + (i * 37 % 61) as u64));
     }
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -340,13 +350,22 @@ fn idle(work: &Path) {
             .unwrap_or(false)
     })
     .expect("all 100 subscriptions arrived");
-    // Let the first anti-entropy rounds finish, then measure idling.
-    std::thread::sleep(Duration::from_secs(10));
+    // A daemon keeps its 2 s anti-entropy pace for a minute after the
+    // last change, then slows to every 30 s: measure that steady state.
+    std::thread::sleep(Duration::from_secs(75));
     let (a0, _) = serve_a.usage();
     let (b0, _) = serve_b.usage();
     std::thread::sleep(Duration::from_secs(secs));
     let (a1, a_rss) = serve_a.usage();
     let (b1, b_rss) = serve_b.usage();
+    if std::env::var_os("LABMESH_BENCH_HOLD").is_some() {
+        eprintln!(
+            "holding: owner pid {}, subscriber pid {}",
+            serve_a.child.id(),
+            serve_b.child.id()
+        );
+        std::thread::sleep(Duration::from_secs(600));
+    }
     println!(
         "100 idle subscriptions over {secs} s: subscriber {:.2} % CPU, {:.0} MiB RSS; owner {:.2} % CPU, {:.0} MiB RSS",
         (b1 - b0) / secs as f64 * 100.0,

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use labmesh_tests::Sandbox;
@@ -22,11 +22,13 @@ fn sandbox() -> Sandbox {
     sb
 }
 
-/// A `labmesh serve` process, killed on drop.
+/// A `labmesh serve` process, killed on drop; a failing test prints its log.
 struct Serve {
     child: Child,
     /// Its QUIC address with `/p2p/<peer id>`.
     address: String,
+    lab: String,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Serve {
@@ -39,8 +41,13 @@ impl Serve {
             .expect("start labmesh serve");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line.clone());
+                }
                 if let Some(addr) = line.strip_prefix("listening on ")
                     && addr.contains("/quic-v1/")
                 {
@@ -52,7 +59,12 @@ impl Serve {
             .recv_timeout(Duration::from_secs(30))
             .expect("labmesh serve printed its QUIC address");
         assert!(address.starts_with("/ip4/127.0.0.1/"), "{address}");
-        Serve { child, address }
+        Serve {
+            child,
+            address,
+            lab: lab.to_string(),
+            log,
+        }
     }
 
     fn kill(mut self) {
@@ -65,6 +77,11 @@ impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking()
+            && let Ok(log) = self.log.lock()
+        {
+            eprintln!("--- labmesh serve in {}:\n{}", self.lab, log.join("\n"));
+        }
     }
 }
 
@@ -117,14 +134,28 @@ fn description(sb: &Sandbox, lab: &str, key: &str) -> Option<String> {
 
 /// Syncs `lab` until `check` holds (a round ends when the summaries match;
 /// a change that lands mid-round needs the next), at most 5 rounds.
+/// On failure it prints what every round and `status` said.
 fn sync_until(sb: &Sandbox, lab: &str, what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..5 {
-        sb.ok(lab, &["sync", "--timeout", "20"]);
+    let mut said = String::new();
+    for round in 1..=5 {
+        let out = sb.run(lab, &["sync", "--timeout", "20"]);
+        said += &format!(
+            "round {round} ({}):\n{}{}\n",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "labmesh sync failed:\n{said}");
         if check() {
             return;
         }
     }
-    panic!("after 5 sync rounds, still not: {what}");
+    let status = sb.run(lab, &["status"]);
+    panic!(
+        "after 5 sync rounds, still not: {what}\n{said}status:\n{}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
 }
 
 #[test]

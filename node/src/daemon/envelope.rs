@@ -12,10 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Largest hello accepted.
-const MAX_HELLO: usize = 512 << 10;
-/// Most tokens of one kind in a hello (tokens are at most 4 KiB each).
-pub const MAX_HELLO_TOKENS: usize = 32;
+/// Largest hello accepted (the transport carries up to 4 MiB).
+const MAX_HELLO: usize = 2 << 20;
+/// Most tokens of one kind in a hello: a lab may grant a peer one token
+/// per shared collection. A token is ~300 B (4 KiB at most, 8 blocks), so
+/// a hello stays well under `MAX_HELLO` in practice; one over it is refused
+/// whole, and the sender's grants then reach the peer by `token add`.
+pub const MAX_HELLO_TOKENS: usize = 2048;
 /// Most scopes in a hello.
 pub const MAX_HELLO_SCOPES: usize = 4096;
 /// Most (hash, holder) pairs in one locations message.
@@ -62,11 +65,16 @@ pub enum Envelope {
     Engine(Vec<u8>),
     Hello(Box<Hello>),
     Locations(Vec<Location>),
+    /// "Send me your summaries of these scopes now": a one-shot round that
+    /// has caught up asks, instead of waiting for the peer's next timer,
+    /// to learn that both sides agree.
+    Check(Vec<String>),
 }
 
 const ENGINE: u8 = 1;
 const HELLO: u8 = 2;
 const LOCATIONS: u8 = 3;
+const CHECK: u8 = 4;
 
 impl Envelope {
     pub fn encode(&self) -> Vec<u8> {
@@ -79,6 +87,7 @@ impl Envelope {
             }
             Envelope::Hello(h) => (HELLO, serde_json::to_vec(h)),
             Envelope::Locations(l) => (LOCATIONS, serde_json::to_vec(l)),
+            Envelope::Check(scopes) => (CHECK, serde_json::to_vec(scopes)),
         };
         let mut out = vec![tag];
         // Serializing plain strings and integers cannot fail.
@@ -91,7 +100,7 @@ impl Envelope {
             |why: &str| Error::InvalidArgument(format!("malformed message from a peer: {why}"));
         match bytes.split_first() {
             Some((&ENGINE, rest)) => Ok(Envelope::Engine(rest.to_vec())),
-            Some((&HELLO | &LOCATIONS, rest)) if rest.len() > MAX_HELLO => {
+            Some((&HELLO | &LOCATIONS | &CHECK, rest)) if rest.len() > MAX_HELLO => {
                 Err(bad("a hello or location list that is too large"))
             }
             Some((&HELLO, rest)) => {
@@ -114,6 +123,14 @@ impl Envelope {
                     return Err(bad("a location list with too many entries"));
                 }
                 Ok(Envelope::Locations(list))
+            }
+            Some((&CHECK, rest)) => {
+                let scopes: Vec<String> =
+                    serde_json::from_slice(rest).map_err(|_| bad("a check that is not valid"))?;
+                if scopes.len() > MAX_HELLO_SCOPES {
+                    return Err(bad("a check of too many scopes"));
+                }
+                Ok(Envelope::Check(scopes))
             }
             Some((tag, _)) => Err(bad(&format!("unknown kind {tag}"))),
             None => Err(bad("empty")),
@@ -148,6 +165,8 @@ mod tests {
         assert_eq!(Envelope::decode(&h.encode()).unwrap(), h);
         let e = Envelope::Engine(vec![9, 9]);
         assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
+        let c = Envelope::Check(vec!["instance:x".into()]);
+        assert_eq!(Envelope::decode(&c.encode()).unwrap(), c);
         let l = Envelope::Locations(vec![Location {
             hash: "ab".into(),
             holder: "p".into(),
@@ -163,7 +182,7 @@ mod tests {
         /// encodes back to something that decodes the same.
         #[test]
         fn hostile_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
-                                      tag in 0u8..5) {
+                                      tag in 0u8..6) {
             let mut framed = vec![tag];
             framed.extend_from_slice(&bytes);
             if let Ok(e) = Envelope::decode(&framed) {

@@ -29,6 +29,8 @@ const TICK_ONE_SHOT: Duration = Duration::from_millis(250);
 const TICK_IDLE: Duration = Duration::from_secs(30);
 const ACTIVE_FOR: Duration = Duration::from_secs(60);
 const REDIAL: Duration = Duration::from_secs(10);
+/// A one-shot round asks peers to confirm once nothing moved for this long.
+const CHECK_AFTER: Duration = Duration::from_millis(300);
 
 pub(super) struct Peer {
     pub key: PublicKey,
@@ -198,8 +200,11 @@ impl Daemon<'_> {
                         .iter()
                         .all(|s| !self.session.bootstrapping(s) && self.state.in_sync(&p.key, s))
             });
+        // Quiet for long enough also ends the round, but never before every
+        // connected peer's hello (its grants and revocations) has arrived.
+        let greeted = self.peers.values().all(|p| p.hello);
         settled && self.last_activity.elapsed() > Duration::from_millis(200)
-            || self.last_activity.elapsed() > quiet
+            || greeted && self.last_activity.elapsed() > quiet
     }
 
     /// Something moved: the timer runs at its active pace for a while.
@@ -384,6 +389,22 @@ impl Daemon<'_> {
                 self.instance.accept_locations(&key, &list)?;
                 Ok(Vec::new())
             }
+            Ok(Envelope::Check(scopes)) => {
+                // Summaries of the scopes we sync with it (the engine sends
+                // them only where the peer may read).
+                let ours: Vec<ScopeId> = match self.peers.get(&peer) {
+                    Some(p) => scopes
+                        .iter()
+                        .filter_map(|s| ScopeId::new(s).ok())
+                        .filter(|s| p.scopes.contains(s))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if ours.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.session.connect(&self.instance, key, &ours)
+            }
             Err(e) => {
                 let name = self.name_of(&key);
                 (self.report)(DaemonEvent::Problem(format!("{name}: {e}")));
@@ -416,7 +437,33 @@ impl Daemon<'_> {
     fn on_tick(&mut self) -> Result<()> {
         let out = self.session.tick(&self.instance)?;
         self.route(out);
+        if self.opts.one_shot() && self.last_activity.elapsed() > CHECK_AFTER {
+            self.ask_for_checks();
+        }
         Ok(())
+    }
+
+    /// One-shot: once nothing moves, ask each peer for its summaries of
+    /// the scopes not known to agree yet, rather than wait for its timer.
+    fn ask_for_checks(&mut self) {
+        let asks: Vec<(PeerId, Vec<String>)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.hello)
+            .map(|(peer, p)| {
+                let open: Vec<String> = p
+                    .scopes
+                    .iter()
+                    .filter(|s| !self.session.bootstrapping(s) && !self.state.in_sync(&p.key, s))
+                    .map(|s| s.to_string())
+                    .collect();
+                (*peer, open)
+            })
+            .filter(|(_, open)| !open.is_empty())
+            .collect();
+        for (peer, open) in asks {
+            self.send_to(peer, Envelope::Check(open).encode());
+        }
     }
 
     pub fn send_to(&self, peer: PeerId, bytes: Vec<u8>) {

@@ -18,7 +18,7 @@ impl Instance {
         let instance_scope = format!("instance:{}", self.instance_uid);
         let scopes: Vec<String> = conn
             .prepare_cached(
-                "SELECT d.scope FROM sync_document d JOIN artifact a ON a.uid = d.uid WHERE a.id = ?2
+                "SELECT d.scope FROM sync_document d WHERE d.uid = (SELECT uid FROM artifact WHERE id = ?2)
                  UNION
                  SELECT s.scope FROM share s JOIN artifact a ON a.id = ?2
                  WHERE s.subscribed_from IS NULL AND s.scope = ?1 AND a.origin_id = ?3
