@@ -27,6 +27,9 @@ pub struct Report {
     pub drift_injected: u64,
     /// Snapshot bootstraps completed.
     pub bootstraps: u64,
+    /// Joining subscribers with no writer among their peers: they caught
+    /// up from relayed feeds instead of a snapshot.
+    pub feed_catch_ups: u64,
     /// Records at the end (all scopes).
     pub records: u64,
     /// Conflicted fields at the end (all scopes).
@@ -89,6 +92,7 @@ impl Totals {
         s.clock_warnings += r.clock_warnings;
         s.drift_injected += r.drift_injected;
         s.bootstraps += r.bootstraps;
+        s.feed_catch_ups += r.feed_catch_ups;
         s.records += r.records;
         s.conflicts += r.conflicts;
         s.restarts += r.restarts;
@@ -150,13 +154,14 @@ impl fmt::Display for Totals {
         )?;
         writeln!(
             f,
-            "faults: {} messages dropped; {} restarts; {} links down; {} clock warnings; {} drifted records repaired; {} snapshot bootstraps; {} large writes",
+            "faults: {} messages dropped; {} restarts; {} links down; {} clock warnings; {} drifted records repaired; {} snapshot bootstraps ({} joins caught up from feeds, no writer linked); {} large writes",
             s.dropped,
             s.restarts,
             s.disconnects,
             s.clock_warnings,
             s.drift_injected,
             s.bootstraps,
+            s.feed_catch_ups,
             s.large_writes
         )?;
         writeln!(

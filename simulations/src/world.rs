@@ -257,6 +257,41 @@ impl World {
         }
     }
 
+    /// The peers node `i` could bootstrap `scope` from now (joined, linked
+    /// for it, link up), and those of them it believes may write the scope:
+    /// only a writer's snapshot is trusted.
+    fn bootstrap_sources(&self, i: usize, scope: &ScopeId) -> (Vec<usize>, Vec<usize>) {
+        let candidates: Vec<usize> = self.links[i]
+            .iter()
+            .filter(|(p, s)| self.nodes[**p].joined && s.contains(scope) && self.link_up(i, **p))
+            .map(|(p, _)| *p)
+            .collect();
+        let at = Hlc {
+            ms: self.wall(i),
+            logical: 0,
+            node: 0,
+        };
+        let writers = candidates
+            .iter()
+            .copied()
+            .filter(|&p| self.nodes[i].access.may_write(&self.nodes[p].id, scope, at))
+            .collect();
+        (candidates, writers)
+    }
+
+    /// A bootstrap node `i` still owes although a writer it could take the
+    /// snapshot from is linked. A node with no writer among its peers
+    /// cannot bootstrap (it must not trust a reader's unsigned snapshot)
+    /// and catches up from the signed feeds its peers relay instead.
+    fn owed_bootstrap(&self) -> Option<(usize, ScopeId)> {
+        self.nodes.iter().enumerate().find_map(|(i, n)| {
+            n.bootstrap_todo
+                .iter()
+                .find(|scope| !self.bootstrap_sources(i, scope).1.is_empty())
+                .map(|scope| (i, scope.clone()))
+        })
+    }
+
     /// Starts the bootstraps node `i` still owes, each from a linked peer:
     /// during chaos sometimes a read-only one (whose forged chunk must be
     /// refused), otherwise one the node believes may write the scope.
@@ -269,28 +304,7 @@ impl World {
             if self.nodes[i].engine.bootstrapping(&scope) {
                 continue;
             }
-            let now = self.wall(i);
-            let candidates: Vec<usize> = self.links[i]
-                .iter()
-                .filter(|(p, s)| {
-                    self.nodes[**p].joined && s.contains(&scope) && self.link_up(i, **p)
-                })
-                .map(|(p, _)| *p)
-                .collect();
-            let at = Hlc {
-                ms: now,
-                logical: 0,
-                node: 0,
-            };
-            let writers: Vec<usize> = candidates
-                .iter()
-                .copied()
-                .filter(|&p| {
-                    self.nodes[i]
-                        .access
-                        .may_write(&self.nodes[p].id, &scope, at)
-                })
-                .collect();
+            let (candidates, writers) = self.bootstrap_sources(i, &scope);
             let rogues: Vec<usize> = candidates
                 .iter()
                 .copied()
@@ -477,15 +491,19 @@ impl World {
             for _ in 0..self.cfg.tick_ms / STEP_MS {
                 self.step(false);
             }
-            if self.diverged().is_none() && self.nodes.iter().all(|n| n.bootstrap_todo.is_empty()) {
+            if self.diverged().is_none() && self.owed_bootstrap().is_none() {
+                self.report.feed_catch_ups = self
+                    .nodes
+                    .iter()
+                    .map(|n| n.bootstrap_todo.len() as u64)
+                    .sum();
                 return Ok(round);
             }
         }
         Err(SimError::Invariant(format!(
             "no convergence after {} rounds: {}",
             self.cfg.max_rounds,
-            self.diverged()
-                .unwrap_or_else(|| "a bootstrap never finished".into())
+            self.diverged().unwrap_or_else(|| self.stuck_bootstrap())
         )))
     }
 
@@ -497,6 +515,18 @@ impl World {
     }
 
     /// The first difference between replicas, if any.
+    /// Which node still owes a bootstrap, and what it can bootstrap from.
+    fn stuck_bootstrap(&self) -> String {
+        let Some((i, scope)) = self.owed_bootstrap() else {
+            return "no bootstrap is stuck".into();
+        };
+        let (_, writers) = self.bootstrap_sources(i, &scope);
+        format!(
+            "node {i} never finished bootstrapping {scope} (under way: {}) although writers {writers:?} are linked",
+            self.nodes[i].engine.bootstrapping(&scope),
+        )
+    }
+
     pub(crate) fn diverged(&self) -> Option<String> {
         for scope in &self.scopes {
             let subs = self.subscribers(scope);
