@@ -1,4 +1,5 @@
-//! Who links to whom: a ring per scope, plus random links.
+//! Who links to whom: a ring per scope, plus random links, plus a link to
+//! the owner for a subscriber that would otherwise meet no writer.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +9,12 @@ use rand::rngs::Xoshiro256PlusPlus;
 
 use crate::world::SimNode;
 
-/// A ring per scope over its subscribers, plus `degree` random links per node.
+/// A ring per scope over its subscribers, plus `degree` random links per
+/// node. A subscriber whose peers for a scope are all read-only also links
+/// to the owner (node 0), as a real subscriber knows the node it subscribed
+/// from: readers relay signed batches but not documents (those are
+/// unsigned), so history they hold only as documents (from a snapshot or a
+/// repair) could never reach it otherwise.
 pub(crate) fn topology(
     nodes: &[SimNode],
     scopes: &[ScopeId],
@@ -33,6 +39,19 @@ pub(crate) fn topology(
             let b = rng.random_range(0..n);
             if a != b {
                 edges.insert((a.min(b), a.max(b)));
+            }
+        }
+    }
+    for scope in scopes {
+        for a in (1..n).filter(|&a| nodes[a].scopes.contains(scope)) {
+            let meets_a_writer = (0..n).any(|b| {
+                b != a
+                    && nodes[b].writer
+                    && nodes[b].scopes.contains(scope)
+                    && edges.contains(&(a.min(b), a.max(b)))
+            });
+            if !meets_a_writer {
+                edges.insert((0, a));
             }
         }
     }

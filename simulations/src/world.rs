@@ -514,7 +514,6 @@ impl World {
             .collect()
     }
 
-    /// The first difference between replicas, if any.
     /// Which node still owes a bootstrap, and what it can bootstrap from.
     fn stuck_bootstrap(&self) -> String {
         let Some((i, scope)) = self.owed_bootstrap() else {
@@ -527,6 +526,7 @@ impl World {
         )
     }
 
+    /// The first difference between replicas, if any.
     pub(crate) fn diverged(&self) -> Option<String> {
         for scope in &self.scopes {
             let subs = self.subscribers(scope);
@@ -543,8 +543,14 @@ impl World {
                     .map(|(u, r)| (u, &r.heads, &r.view))
                     .collect();
                 if other != reference {
+                    let first_difference =
+                        match reference.iter().zip(other.iter()).find(|(x, y)| x != y) {
+                            Some((x, y)) if x.0 == y.0 => format!("{} differs", x.0),
+                            Some((x, y)) => format!("{} where it holds {}", x.0, y.0),
+                            None => "the rest is missing".to_string(),
+                        };
                     return Some(format!(
-                        "{scope}: node {i} ({} records) differs from node {first} ({} records)",
+                        "{scope}: node {i} ({} records) differs from node {first} ({} records): first at {first_difference}",
                         other.len(),
                         reference.len()
                     ));

@@ -532,7 +532,7 @@ fn spawn_sender(
                         let _ = answers.send((peer, replies));
                         break;
                     }
-                    Err(labmesh_sync::net::SendError::Busy { .. }) if attempt < 5 => {
+                    Err(e) if attempt < 5 && worth_retrying(&e) => {
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
                     }
@@ -543,4 +543,21 @@ fn spawn_sender(
         }
     });
     tx
+}
+
+/// Whether a failed send is worth repeating: the peer was busy, or the
+/// stream went out on a connection that closed while the peer stays
+/// connected (two dials crossing leave one connection of the two). A lost
+/// hello would leave the pair connected but never syncing, and the
+/// engine's messages are idempotent, so both are sent again; a peer that
+/// is really gone fails the next attempt as unreachable at once.
+fn worth_retrying(e: &labmesh_sync::net::SendError) -> bool {
+    use labmesh_sync::net::SendError;
+    matches!(
+        e,
+        SendError::Busy(_)
+            | SendError::ConnectionClosed(_)
+            | SendError::NoAnswer(_)
+            | SendError::Io { .. }
+    )
 }

@@ -35,8 +35,18 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         let opts = DaemonOptions::serve(NetConfig::loopback()).stoppable(stop.clone());
         let root = root.to_path_buf();
+        // `LABMESH_DEMO_TRACE=1` prints every daemon event, to see why a
+        // step of the demo does not get there.
+        let trace = std::env::var_os("LABMESH_DEMO_TRACE").is_some();
         let thread = std::thread::spawn(move || {
+            let name = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let result = labmesh::daemon::run(&root, opts, |e| {
+                if trace {
+                    eprintln!("[{name}] {e:?}");
+                }
                 if let DaemonEvent::Listening(addr) = e
                     && addr.contains("/quic-v1/")
                 {
